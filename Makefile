@@ -1,0 +1,28 @@
+# CHUNGUS: `make run` starts the whole CPU stack; `make test` runs every test.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+OUT := var
+
+.PHONY: install build run test lint bench clean
+
+install:
+	@./scripts/install.sh
+
+$(OUT)/registry.toml: install
+	$(PY) -m build_engines stack --out $(OUT)
+
+build: $(OUT)/registry.toml
+
+run: install
+	@$(PY) -m build_engines stack --out $(OUT)
+	@$(VENV)/bin/chungus serve
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check gateway build_engines tests bench
+
+clean:
+	rm -rf $(OUT)

