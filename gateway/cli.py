@@ -52,7 +52,9 @@ def cmd_triton(args: argparse.Namespace) -> int:
         return 1
     print(f"Triton ready: grpc {server.grpc_url}, log {server.log_path}")  # type: ignore[attr-defined]
     stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    # Install both handlers explicitly: a shell may start us with SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.update(now=True))
     try:
         while not stop["now"] and server.process and server.process.poll() is None:  # type: ignore[attr-defined]
             time.sleep(0.5)

@@ -25,7 +25,8 @@ async def list_models(request: Request, state: State) -> Response[bytes]:
 
 
 @get(both("/models/{model_id:path}"))
-async def get_model(request: Request, state: State, model_id: str) -> Response[bytes]:
+async def get_model(request: Request, state: State) -> Response[bytes]:
     await state.guard.authenticate(request.headers.get("authorization"))
-    entry = await state.catalog.resolve_ready(model_id.lstrip("/"))
+    # Model ids may contain "/" (org/name), hence the path parameter.
+    entry = await state.catalog.resolve_ready(str(request.path_params["model_id"]).lstrip("/"))
     return Response(state.encoder.encode(_model(entry)), media_type="application/json")

@@ -1,0 +1,121 @@
+"""The Triton launcher's environment and command line, the CPU build step, the registry file."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from build_engines.cpu import build_chat, fetch_smollm2, read_gguf, triton_name
+from build_engines.progress import Progress
+from gateway.backends.triton.server import TritonInstall, TritonServer, TritonStartError, free_port
+from gateway.registry import ModelEntry, load_registry, upsert_entry
+from gateway.settings import Settings
+
+
+def test_environment_puts_this_pythons_libpython_and_venv_bin_first() -> None:
+    install = TritonInstall.find()
+    env = install.environment({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/opt/x"})
+    ld = env["LD_LIBRARY_PATH"].split(":")
+    assert ld[0] == sysconfig.get_config_var("LIBDIR")
+    assert ld[1] == str(install.libs) and ld[-1] == "/opt/x"
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert env["HF_HUB_OFFLINE"] == "1"
+
+
+def test_backend_dir_holds_the_stub_for_this_python(tmp_path: Path) -> None:
+    install = TritonInstall.find()
+    backends = install.backend_dir(tmp_path)
+    files = {p.name for p in (backends / "python").iterdir()}
+    assert {"libtriton_python.so", "triton_python_backend_stub",
+            "triton_python_backend_utils.py"} <= files
+
+
+def test_command_line_binds_loopback_and_the_ports(tmp_path: Path) -> None:
+    server = TritonServer(tmp_path / "repo", tmp_path / "w", http_port=1, grpc_port=2, metrics_port=3)
+    cmd = server.command(TritonInstall.find())
+    assert f"--model-repository={tmp_path / 'repo'}" in cmd
+    assert {"--http-port=1", "--grpc-port=2", "--metrics-port=3", "--grpc-address=127.0.0.1"} <= set(cmd)
+
+
+def test_failed_start_reports_the_reason_and_leaves_no_process(tmp_path: Path) -> None:
+    repo = tmp_path / "repo" / "broken"
+    repo.mkdir(parents=True)
+    (repo / "config.pbtxt").write_text('name: "broken"\nbackend: "python"\nthis is not pbtxt')
+    server = TritonServer(tmp_path / "repo", tmp_path / "w", http_port=free_port(),
+                          grpc_port=free_port(), metrics_port=free_port())
+    with pytest.raises(TritonStartError) as info:
+        server.start(timeout_s=60)
+    assert "broken" in str(info.value)
+    assert server.process is None
+    out = subprocess.run(["pgrep", "-f", str(tmp_path / "repo")], capture_output=True, text=True)
+    assert out.stdout.strip() == ""
+
+
+def test_triton_command_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "triton", "--model-repository",
+                             str(tmp_path / "repo"), "--workdir", str(tmp_path / "w"),
+                             "--triton-http-port", str(free_port()), "--triton-grpc-port",
+                             str(free_port()), "--triton-metrics-port", str(free_port())],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "Triton ready" in line
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    time.sleep(0.2)
+    out = subprocess.run(["pgrep", "-f", str(tmp_path / "repo")], capture_output=True, text=True)
+    assert out.stdout.strip() == ""
+
+
+def test_cpu_build_writes_a_valid_config_and_registry_entry(tmp_path: Path) -> None:
+    entry = build_chat(tmp_path, model_id="tiny/chat-1", instances=3, n_threads=2,
+                       progress=Progress(quiet=True))
+    name = triton_name("tiny/chat-1")
+    assert name == "tiny_chat_1"
+    config = text_format.Parse((tmp_path / "model_repository" / name / "config.pbtxt").read_text(),
+                               model_config_pb2.ModelConfig())
+    assert config.name == name and config.backend == "python"
+    assert config.model_transaction_policy.decoupled
+    assert config.instance_group[0].count == 3
+    assert config.parameters["n_threads"].string_value == "2"
+    inputs = {i.name: i for i in config.input}
+    assert not inputs["text_input"].optional and not inputs["max_tokens"].optional
+    assert inputs["stop_words"].optional and list(inputs["stop_words"].dims) == [-1]
+    assert {o.name for o in config.output} == {"text_output", "num_input_tokens",
+                                               "num_output_tokens", "finish_reason"}
+    assert (tmp_path / "model_repository" / name / "model.gguf").resolve() == fetch_smollm2()
+    registry = load_registry(tmp_path / "registry.toml")
+    assert registry.get("tiny/chat-1") == entry
+    assert "<|im_start|>" in (tmp_path / "models/tiny/chat-1/chat_template.jinja").read_text()
+
+
+def test_gguf_metadata() -> None:
+    info = read_gguf(fetch_smollm2())
+    assert (info.bos_token, info.eos_token) == ("<|im_start|>", "<|im_end|>")
+    assert info.context_length == 8192 and "add_generation_prompt" in info.chat_template
+
+
+def test_registry_upsert_replaces_by_id(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    upsert_entry(path, ModelEntry(id="a", triton_model="a"))
+    upsert_entry(path, ModelEntry(id="b", triton_model="b", bos_token='"quoted"\n'))
+    upsert_entry(path, ModelEntry(id="a", triton_model="a2"))
+    reg = load_registry(path)
+    assert [m.triton_model for m in reg.models] == ["b", "a2"]
+    assert reg.get("b").bos_token == '"quoted"\n'
+
+
+def test_settings_from_env() -> None:
+    s = Settings.from_env({"CHUNGUS_PORT": "9000", "CHUNGUS_TRITON_URLS": "a:1, b:2",
+                           "CHUNGUS_AUTH_ENABLED": "false", "REDIS_URL": "redis://x"})
+    assert (s.port, s.triton_urls, s.auth_enabled, s.redis_url) == (9000, ("a:1", "b:2"), False,
+                                                                     "redis://x")
