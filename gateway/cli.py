@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
         _banner(settings, generated)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                    timeout_graceful_shutdown=10)
+                    loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
     finally:
         if server is not None:
             server.stop()  # type: ignore[attr-defined]
