@@ -1,9 +1,9 @@
 """CPU chat model: tokens/s and TTFT through Triton (1 and 4 streams) vs llama-cpp-python in-process.
 
-Greedy, EOS suppressed nowhere: the prompt asks for a long answer and max_tokens caps it, so every
-run decodes the same number of tokens. Medians of ``--runs`` runs after one warm-up.
-Run: ``.venv/bin/python -m bench.bench_llama [--tokens 64] [--runs 3] [--configs 1x2 2x1 4x1]``
-(a config is INSTANCESxTHREADS of the Triton model).
+Greedy; the prompt asks for a long answer and max_tokens caps it, so every run decodes the same
+number of tokens. Every run prefills its prompt (no prefix-cache reuse) in both paths. Medians of ``--runs`` runs after one warm-up.
+Run: ``.venv/bin/python -m bench.bench_llama [--tokens 64] [--runs 3] [--configs 1x2x4 2x1x1]``
+(a config is INSTANCESxTHREADSxSLOTS of the Triton model; slots = requests batched together).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def direct(tokens: int, runs: int) -> dict[str, float]:
                 verbose=False)
     results = []
     for _ in range(runs + 1):
+        llm.reset()  # no prefix-cache reuse: the Triton model prefills every request too
         ids = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
         start = time.perf_counter()
         first, n = 0.0, 0
@@ -102,15 +103,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--configs", nargs="+", default=["1x2", "2x1", "4x1"])
+    parser.add_argument("--configs", nargs="+", default=["1x2x4", "1x2x1", "2x1x1"])
     args = parser.parse_args()
     base = direct(args.tokens, args.runs)
     print(json.dumps({"direct_llama_cpp": base}), flush=True)
     for cfg in args.configs:
-        instances, threads = (int(x) for x in cfg.split("x"))
+        instances, threads, slots = (int(x) for x in cfg.split("x"))
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            build_chat(out, instances=instances, n_threads=threads, progress=Progress(quiet=True))
+            build_chat(out, instances=instances, n_threads=threads, slots=slots,
+                       progress=Progress(quiet=True))
             server = TritonServer(out / "model_repository", out / "triton", http_port=free_port(),
                                   grpc_port=free_port(), metrics_port=free_port())
             server.start()

