@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from build_engines import cpu
+from build_engines import cpu, embedding
 from build_engines.progress import Progress
 from build_engines.stack import build_cpu_stack
 
@@ -24,6 +24,7 @@ def make_parser(prog: str = "python -m build_engines") -> argparse.ArgumentParse
     stack.add_argument("--out", type=Path, default=Path("var"))
     stack.set_defaults(run=_stack)
     cpu.add_parser(sub)
+    embedding.add_parser(sub)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from build_engines.cpu import build_chat
+from build_engines.embedding import build_embedding
 from build_engines.progress import Progress
 from gateway.registry import ModelEntry
 
@@ -16,5 +17,5 @@ def build_cpu_stack(out: Path, *, progress: Progress | None = None) -> list[Mode
         The registry entries written to ``out/registry.toml``.
     """
     progress = progress or Progress()
-    entries = [build_chat(out, progress=progress)]
+    entries = [build_chat(out, progress=progress), build_embedding(out, progress=progress)]
     return entries

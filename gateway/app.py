@@ -18,10 +18,12 @@ from gateway.errors import GatewayError, error_body
 from gateway.middleware import RequestContextMiddleware, make_before_send
 from gateway.registry import Registry, load_registry
 from gateway.routes.chat import chat_completions
+from gateway.routes.embeddings import embeddings
 from gateway.routes.health import live, ready
 from gateway.routes.models import get_model, list_models
 from gateway.security.base import Guard, OpenGuard
 from gateway.serving.chat import ChatService, ImageResolver
+from gateway.serving.embeddings import EmbeddingService
 from gateway.settings import Settings
 
 log = logging.getLogger("chungus.app")
@@ -102,11 +104,12 @@ def create_app(
         "settings": settings, "registry": registry, "backend": backend, "guard": guard,
         "catalog": catalog, "encoder": _encoder,
         "chat": ChatService(catalog, backend, guard, images),
+        "embeddings": EmbeddingService(catalog, backend, guard, settings),
     })
     on_startup: list[Callable[[], Any]] = [backend.start]
     on_shutdown: list[Callable[[], Any]] = [backend.close]
     return Litestar(
-        route_handlers=[chat_completions, list_models, get_model, live, ready],
+        route_handlers=[chat_completions, embeddings, list_models, get_model, live, ready],
         state=state,
         on_startup=on_startup,
         on_shutdown=on_shutdown,

@@ -1,0 +1,159 @@
+"""Embeddings: OpenAI request -> validated strings -> backend vectors -> float or base64 response."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from gateway.backends.base import Backend
+from gateway.catalog import ModelCatalog
+from gateway.errors import InvalidRequestError
+from gateway.protocol.embeddings import Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage
+from gateway.registry import ModelEntry
+from gateway.security.base import Guard
+from gateway.serving.decode import decode_body
+from gateway.settings import Settings
+
+
+def _bad(message: str, code: str, param: str = "input") -> InvalidRequestError:
+    return InvalidRequestError(message, param=param, code=code)
+
+
+def parse_input(value: Any, max_inputs: int) -> list[str]:
+    """The request's ``input`` as a non-empty list of non-empty strings.
+
+    Raises:
+        InvalidRequestError: ``missing_input``, ``invalid_input`` or ``too_many_inputs``.
+    """
+    if value is msgspec.UNSET or value is None:
+        raise _bad("'input' is required", "missing_input")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise _bad("'input' must be a non-empty string or a non-empty array of strings",
+                   "invalid_input")
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value) or all(
+            isinstance(v, list) for v in value):
+        raise _bad("token-id input is not supported by this server; send the text instead",
+                   "unsupported_input")
+    if len(value) > max_inputs:
+        raise _bad(f"at most {max_inputs} inputs are allowed per request, got {len(value)}",
+                   "too_many_inputs")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _bad(f"input[{i}] must be a string", "invalid_input", f"input[{i}]")
+        if not item:
+            raise _bad(f"input[{i}] is empty; empty strings cannot be embedded", "invalid_input",
+                       f"input[{i}]")
+    return value
+
+
+def reduce_dimensions(vectors: np.ndarray, dimensions: int | None, entry: ModelEntry) -> np.ndarray:
+    """Honour ``dimensions``: truncate and renormalise where the model allows, else refuse.
+
+    Raises:
+        InvalidRequestError: the model cannot shorten its vectors, or the value is out of range.
+    """
+    native = vectors.shape[1]
+    if dimensions is None or dimensions == native:
+        return vectors
+    if not entry.supports_dimensions:
+        raise InvalidRequestError(f"Model '{entry.id}' does not support 'dimensions' (its vectors "
+                                  f"have {native} dimensions)", param="dimensions",
+                                  code="unsupported_parameter")
+    if not 1 <= dimensions < native:
+        raise InvalidRequestError(f"'dimensions' must be between 1 and {native}",
+                                  param="dimensions", code="invalid_value")
+    cut = vectors[:, :dimensions]
+    return cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)
+
+
+def _encode_vector(vector: np.ndarray, fmt: str) -> list[float] | str:
+    if fmt == "base64":
+        little = vector.astype("<f4", copy=False)
+        return base64.b64encode(little.tobytes()).decode("ascii")
+    return vector.tolist()  # type: ignore[no-any-return]
+
+
+class EmbeddingService:
+    """OpenAI embeddings semantics on top of a Backend."""
+
+    def __init__(self, catalog: ModelCatalog, backend: Backend, guard: Guard,
+                 settings: Settings) -> None:
+        self.catalog = catalog
+        self.backend = backend
+        self.guard = guard
+        self.settings = settings
+        self._tokenizers: dict[str, Any] = {}
+
+    async def create(self, body: bytes, authorization: str | None) -> tuple[EmbeddingList, dict[str, str]]:
+        """Validate, admit and run one embeddings request.
+
+        Returns:
+            The response body and the rate-limit headers.
+
+        Raises:
+            GatewayError: any refusal.
+        """
+        principal = await self.guard.authenticate(authorization)
+        req = decode_body(body, EmbeddingRequest)
+        entry = await self.catalog.resolve(req.model)
+        if entry.kind != "embedding":
+            raise InvalidRequestError(f"Model '{entry.id}' is not an embedding model",
+                                      param="model", code="invalid_model_type")
+        texts = parse_input(req.input, self.settings.embedding_max_inputs)
+        estimate = self._check_lengths(entry, texts)
+        admission = await self.guard.admit(principal, entry, estimate)
+        used = 0
+        try:
+            result = await self.backend.embed(entry, texts)
+            used = sum(result.token_counts)
+            self._check_counts(entry, result.token_counts)
+        finally:
+            await admission.finish(used, 0)
+        vectors = reduce_dimensions(result.vectors, req.dimensions, entry)
+        data = [Embedding(index=i, embedding=_encode_vector(v, req.encoding_format))
+                for i, v in enumerate(vectors)]
+        return (EmbeddingList(data=data, model=entry.id,
+                              usage=EmbeddingUsage(prompt_tokens=used, total_tokens=used)),
+                admission.headers)
+
+    def _count(self, entry: ModelEntry, texts: list[str]) -> list[int] | None:
+        if entry.tokenizer is None:
+            return None
+        tok = self._tokenizers.get(entry.id)
+        if tok is None:
+            from tokenizers import Tokenizer  # noqa: PLC0415
+
+            path = entry.resolve(Path(self.catalog.registry.base_dir), entry.tokenizer)
+            tok = Tokenizer.from_file(str(path))
+            tok.no_truncation()
+            self._tokenizers[entry.id] = tok
+        return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=True)]
+
+    def _check_lengths(self, entry: ModelEntry, texts: list[str]) -> int:
+        counts = self._count(entry, texts)
+        if counts is None:
+            return sum(len(t) for t in texts) // 3 + len(texts)
+        self._check_counts(entry, counts)
+        return sum(counts)
+
+    def _check_counts(self, entry: ModelEntry, counts: list[int]) -> None:
+        total = sum(counts)
+        if total > self.settings.embedding_max_total_tokens:
+            raise _bad(f"the inputs have {total} tokens; at most "
+                       f"{self.settings.embedding_max_total_tokens} are allowed per request",
+                       "too_many_tokens")
+        limit = entry.max_input_tokens or sys.maxsize
+        if self.settings.embedding_truncate:
+            return
+        for i, n in enumerate(counts):
+            if n > limit:
+                raise _bad(f"input[{i}] has {n} tokens; model '{entry.id}' reads at most {limit}. "
+                           "Shorten it (this server does not truncate silently)",
+                           "context_length_exceeded", f"input[{i}]")

@@ -1,0 +1,56 @@
+"""Reference embedding model: sentence-transformers (CUDA when present, else CPU), normalised vectors.
+
+Triton's dynamic batcher hands ``execute`` several requests at once; they run as one forward
+pass. ``num_tokens`` is each input's full token count (special tokens included, before the
+model's own truncation), so the gateway can bill and refuse over-long inputs.
+"""
+
+import json
+import os
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        params = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
+        path = params["model_path"]
+        if not os.path.isabs(path):
+            path = os.path.join(args["model_repository"], path)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cpu":
+            torch.set_num_threads(int(params.get("n_threads", "2")))
+        self.model = SentenceTransformer(path, device=device)
+        self.tokenizer = self.model.tokenizer
+        pb_utils.Logger.log_info(f"st_embedding ready on {device}: {path}")
+
+    def execute(self, requests):
+        texts, sizes, responses = [], [], [None] * len(requests)
+        for i, request in enumerate(requests):
+            raw = pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy().reshape(-1)
+            try:
+                batch = [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in raw]
+            except UnicodeDecodeError:
+                responses[i] = pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError("invalid request: text_input is not valid UTF-8"))
+                batch = []
+            texts.extend(batch)
+            sizes.append(len(batch))
+        if texts:
+            vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True,
+                                        convert_to_numpy=True).astype(np.float32)
+            counts = [len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]]
+        start = 0
+        for i, n in enumerate(sizes):
+            if responses[i] is not None:
+                continue
+            out = [pb_utils.Tensor("embedding", vectors[start:start + n]),
+                   pb_utils.Tensor("num_tokens", np.array(counts[start:start + n], dtype=np.int32).reshape(n, 1))]
+            responses[i] = pb_utils.InferenceResponse(output_tensors=out)
+            start += n
+        return responses
