@@ -21,7 +21,12 @@ from gateway.routes.chat import chat_completions
 from gateway.routes.embeddings import embeddings
 from gateway.routes.health import live, ready
 from gateway.routes.models import get_model, list_models
+from gateway.routes.admin import ADMIN_ROUTES
+from gateway.security.activation import StoreActivation
 from gateway.security.base import Guard, OpenGuard
+from gateway.security.guard import KeyGuard
+from gateway.security.limits import make_limiter
+from gateway.security.store import KeyStore
 from gateway.serving.chat import ChatService, ImageResolver
 from gateway.serving.embeddings import EmbeddingService
 from gateway.settings import Settings
@@ -73,8 +78,21 @@ def _default_backend(settings: Settings, registry: Registry) -> Backend:
                          total_timeout_s=settings.triton_timeout_s)
 
 
-def _default_guard(settings: Settings) -> Guard:
-    return OpenGuard()
+def _sqlite_dir(url: str) -> None:
+    """Create the folder of a SQLite database file, so a fresh checkout just works."""
+    if url.startswith("sqlite") and ":///" in url:
+        path = url.split(":///", 1)[1]
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _key_guard(settings: Settings) -> tuple[KeyGuard, StoreActivation]:
+    _sqlite_dir(settings.database_url)
+    store = KeyStore(settings.database_url)
+    limiter = make_limiter(settings.redis_url, settings.redis_fail_open)
+    guard = KeyGuard(store, limiter, admin_key=settings.admin_key,
+                     cache_ttl_s=settings.key_cache_ttl_s)
+    return guard, StoreActivation(store, settings.key_cache_ttl_s)
 
 
 def create_app(
@@ -92,24 +110,33 @@ def create_app(
         settings: all configuration.
         backend: the model server; default a TritonBackend on ``settings.triton_urls``.
         registry: the served models; default loaded from ``settings.registry_path``.
-        guard: keys and limits; default from settings.
+        guard: keys and limits; default: KeyGuard on the settings' database (and Redis) when
+            ``auth_enabled``, else open.
         activation: run-time model activation; default none (registry's ``active`` flags).
         images: the image resolver for vision models.
     """
     registry = registry or load_registry(Path(settings.registry_path))
     backend = backend or _default_backend(settings, registry)
-    guard = guard or _default_guard(settings)
+    on_startup: list[Callable[[], Any]] = [backend.start]
+    on_shutdown: list[Callable[[], Any]] = [backend.close]
+    routes: list[Any] = [chat_completions, embeddings, list_models, get_model, live, ready]
+    keystore = None
+    if guard is None and settings.auth_enabled:
+        guard, store_activation = _key_guard(settings)
+        keystore, activation = guard.store, activation or store_activation
+        on_startup.append(guard.start)
+        on_shutdown.append(guard.close)
+        routes.extend(ADMIN_ROUTES)
+    guard = guard or OpenGuard()
     catalog = ModelCatalog(registry, backend, activation)
     state = State({
         "settings": settings, "registry": registry, "backend": backend, "guard": guard,
-        "catalog": catalog, "encoder": _encoder,
+        "catalog": catalog, "encoder": _encoder, "keystore": keystore, "activation": activation,
         "chat": ChatService(catalog, backend, guard, images),
         "embeddings": EmbeddingService(catalog, backend, guard, settings),
     })
-    on_startup: list[Callable[[], Any]] = [backend.start]
-    on_shutdown: list[Callable[[], Any]] = [backend.close]
     return Litestar(
-        route_handlers=[chat_completions, embeddings, list_models, get_model, live, ready],
+        route_handlers=routes,
         state=state,
         on_startup=on_startup,
         on_shutdown=on_shutdown,

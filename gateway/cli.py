@@ -18,7 +18,7 @@ from gateway.settings import Settings
 log = logging.getLogger("chungus")
 
 # Sub-command families contributed by other modules: each has add_parsers(subparsers).
-_EXTENSIONS: tuple[str, ...] = ()
+_EXTENSIONS: tuple[str, ...] = ("gateway.security.cli",)
 
 
 def _triton(args: argparse.Namespace) -> object:

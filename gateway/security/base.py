@@ -16,6 +16,9 @@ class Principal:
     name: str = "anonymous"
     admin: bool = False
     allowed_models: frozenset[str] | None = None  # None: every model
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
 
 
 class Admission(Protocol):
