@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from build_engines import cpu, embedding
+from build_engines.trtllm import cli as trtllm
 from build_engines.progress import Progress
 from build_engines.stack import build_cpu_stack
 
@@ -25,6 +26,7 @@ def make_parser(prog: str = "python -m build_engines") -> argparse.ArgumentParse
     stack.set_defaults(run=_stack)
     cpu.add_parser(sub)
     embedding.add_parser(sub)
+    trtllm.add_parser(sub)
     return parser
 
 

@@ -59,6 +59,7 @@ def build_embedding(
     max_batch_size: int = 64,
     queue_delay_us: int = 3000,
     n_threads: int = 2,
+    instances: int = 1,
     progress: Progress | None = None,
 ) -> ModelEntry:
     """Write ``out/model_repository/<name>`` and the registry entry for an embedding model.
@@ -89,7 +90,8 @@ def build_embedding(
         template = Template((SOURCE_DIR / "st_embedding" / "config.pbtxt.tmpl").read_text())
         (model_dir / "config.pbtxt").write_text(template.substitute(
             name=name, max_batch_size=max_batch_size, queue_delay_us=queue_delay_us, dim=dim,
-            model_path="model", n_threads=n_threads))
+            model_path="model", n_threads=n_threads, instances=instances,
+            instance_kind="KIND_CPU"))
         side = out / "models" / model_id
         side.mkdir(parents=True, exist_ok=True)
         tokenizer = None

@@ -12,7 +12,7 @@ import pytest
 from build_engines.progress import Progress
 from build_engines.stack import build_cpu_stack
 from gateway.backends.triton.server import TritonServer, free_port
-from tests.models.build import build_test_models
+from tests.models.build import build_test_models, build_trtllm_mimics
 from tests.support import GatewayProcess
 
 CHAT_MODEL = "smollm2-135m-instruct"
@@ -29,6 +29,7 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("stack")
     build_cpu_stack(out, progress=Progress(quiet=True))
     build_test_models(out)
+    build_trtllm_mimics(out)
     return out
 
 

@@ -74,8 +74,6 @@ def _tensor(sig: ModelSignature, spec: TensorSpec, value: Any) -> InferInput:
         items = value if isinstance(value, list | tuple) else [value]
         array = np.array([s.encode("utf-8") if isinstance(s, str) else s for s in items],
                          dtype=np.object_)
-        if len(spec.dims) >= 1 and spec.dims[-1] == 1 and len(items) == 1:
-            array = array.reshape(1)
     elif isinstance(value, np.ndarray):
         array = value.astype(np_dtype, copy=False)
     else:
@@ -108,12 +106,30 @@ _OPTIONAL: tuple[tuple[tuple[str, ...], Callable[[GenerationRequest], Any]], ...
 )
 
 
+# The LLM API (PyTorch backend) model: other names, no counts, cumulative text.
+_LLMAPI: tuple[tuple[tuple[str, ...], Callable[[GenerationRequest], Any]], ...] = (
+    (("streaming",), lambda r: r.stream),
+    (("sampling_param_max_tokens",), lambda r: r.max_tokens),
+    (("sampling_param_temperature",), lambda r: r.temperature),
+    (("sampling_param_top_k",), lambda r: 1 if r.temperature == 0 and r.top_k is None else r.top_k),
+    (("sampling_param_top_p",), lambda r: r.top_p),
+    (("sampling_param_seed",), lambda r: None if r.seed is None else r.seed & 0xFFFFFFFFFFFFFFFF),
+    (("sampling_param_stop",), lambda r: list(r.stop) or None),
+    (("sampling_param_frequency_penalty",), lambda r: r.frequency_penalty),
+    (("sampling_param_presence_penalty",), lambda r: r.presence_penalty),
+    (("sampling_param_exclude_input_from_output",), lambda r: True),
+    (("return_finish_reason",), lambda r: True),
+)
+
+
 def build_inputs(sig: ModelSignature, request: GenerationRequest) -> list[InferInput]:
-    """The input tensors for one generation on the ``bls`` contract.
+    """The input tensors for one generation, on the model's contract (``bls`` or ``llmapi``).
 
     Raises:
         ValueError: the model lacks ``text_input`` or ``max_tokens`` (not a chat model).
     """
+    if request.model.contract == "llmapi":
+        return _build_llmapi(sig, request)
     text = sig.find("text_input")
     max_tokens = sig.find("max_tokens", "request_output_len")
     if text is None or max_tokens is None:
@@ -125,6 +141,19 @@ def build_inputs(sig: ModelSignature, request: GenerationRequest) -> list[InferI
             continue
         value = read(request)
         if value is not None:
+            tensors.append(_tensor(sig, spec, value))
+    return tensors
+
+
+def _build_llmapi(sig: ModelSignature, request: GenerationRequest) -> list[InferInput]:
+    text = sig.find("text_input")
+    if text is None or sig.find("sampling_param_max_tokens") is None:
+        raise ValueError(f"model {sig.name!r} is not an LLM API model")
+    tensors = [_tensor(sig, text, request.prompt)]
+    for names, read in _LLMAPI:
+        spec = sig.find(*names)
+        value = read(request) if spec is not None else None
+        if spec is not None and value is not None:
             tensors.append(_tensor(sig, spec, value))
     return tensors
 
