@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from build_engines import cpu, embedding
+from build_engines import cpu, embedding, vision
 from build_engines.trtllm import cli as trtllm
 from build_engines.progress import Progress
 from build_engines.stack import build_cpu_stack
@@ -27,6 +27,7 @@ def make_parser(prog: str = "python -m build_engines") -> argparse.ArgumentParse
     cpu.add_parser(sub)
     embedding.add_parser(sub)
     trtllm.add_parser(sub)
+    vision.add_parser(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from build_engines.cpu import build_chat
 from build_engines.embedding import build_embedding
+from build_engines.vision import build_vision
 from build_engines.progress import Progress
 from gateway.registry import ModelEntry
 
@@ -17,5 +18,6 @@ def build_cpu_stack(out: Path, *, progress: Progress | None = None) -> list[Mode
         The registry entries written to ``out/registry.toml``.
     """
     progress = progress or Progress()
-    entries = [build_chat(out, progress=progress), build_embedding(out, progress=progress)]
+    entries = [build_chat(out, progress=progress), build_embedding(out, progress=progress),
+               build_vision(out, progress=progress)]
     return entries

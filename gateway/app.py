@@ -128,6 +128,12 @@ def create_app(
         on_shutdown.append(guard.close)
         routes.extend(ADMIN_ROUTES)
     guard = guard or OpenGuard()
+    if images is None and any(m.vision for m in registry.models):
+        from gateway.multimodal import ImageService  # noqa: PLC0415
+
+        service = ImageService(settings)
+        images = service
+        on_shutdown.append(service.aclose)
     catalog = ModelCatalog(registry, backend, activation)
     state = State({
         "settings": settings, "registry": registry, "backend": backend, "guard": guard,

@@ -45,7 +45,10 @@ def triton(stack_dir: Path) -> Iterator[TritonServer]:
 
 @pytest.fixture(scope="session")
 def gateway(triton: TritonServer, stack_dir: Path) -> Iterator[GatewayProcess]:
-    proc = GatewayProcess(triton.grpc_url, stack_dir / "registry.toml", stack_dir / "gateway")
+    # Test images are served from loopback: allow http and 127.0.0.1 for this gateway only.
+    env = {"CHUNGUS_IMAGE_ALLOW_HTTP": "true", "CHUNGUS_IMAGE_ALLOWED_HOSTS": "127.0.0.1",
+           "CHUNGUS_IMAGE_FETCH_TIMEOUT_S": "3", "CHUNGUS_IMAGE_MAX_BYTES": str(2 * 1024 * 1024)}
+    proc = GatewayProcess(triton.grpc_url, stack_dir / "registry.toml", stack_dir / "gateway", env=env)
     proc.start()
     yield proc
     proc.stop()
