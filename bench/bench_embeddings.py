@@ -1,7 +1,11 @@
 """Embeddings: sentences/s through the gateway (32 concurrent single-sentence clients) vs
 sentence-transformers called directly with batches of 32 in one process, same run.
 
-Run: ``.venv/bin/python -m bench.bench_embeddings [--sentences 1024]``
+The two paths alternate for ``--rounds`` rounds on one warm stack and one loaded model, so that
+load from other processes on the machine hits both alike; the ratio reported is the median of
+the per-round ratios.
+
+Run: ``.venv/bin/python -m bench.bench_embeddings [--sentences 1024] [--rounds 5]``
 """
 
 from __future__ import annotations
@@ -10,13 +14,15 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from build_engines.embedding import build_embedding, default_source
+from build_engines.embedding import DEFAULT_ID, build_embedding, default_source
 from build_engines.progress import Progress
 from gateway.backends.triton.server import TritonServer, free_port
 from tests.support import GatewayProcess
@@ -24,28 +30,34 @@ from tests.support import GatewayProcess
 SENTENCES = [f"This is benchmark sentence number {i}, about topic {i % 13}." for i in range(4096)]
 
 
-def direct(n: int) -> float:
-    """Sentences/s of sentence-transformers in this process, batches of 32."""
+def load_direct(threads: int) -> Any:
+    """sentence-transformers in this process, warmed up."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from sentence_transformers import SentenceTransformer
+    import torch  # noqa: PLC0415
+    from sentence_transformers import SentenceTransformer  # noqa: PLC0415
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     model = SentenceTransformer(str(default_source()), device="cpu")
     model.encode(SENTENCES[:64], batch_size=32)
+    return model
+
+
+def direct(model: Any, n: int) -> float:
+    """Sentences/s of ``model.encode`` in batches of 32."""
     start = time.perf_counter()
     model.encode(SENTENCES[:n], batch_size=32, normalize_embeddings=True)
     return n / (time.perf_counter() - start)
 
 
 async def through_gateway(gw: GatewayProcess, n: int, clients: int) -> float:
+    """Sentences/s of ``clients`` concurrent clients, one sentence per request, ``n`` in all."""
     url = gw.base_url + "/v1/embeddings"
     headers = {"Authorization": f"Bearer {gw.admin_key}"}
     todo = list(range(n))
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as http:
         async def one(i: int) -> None:
-            async with http.post(url, json={"model": "all-minilm-l6-v2", "input": SENTENCES[i]},
+            async with http.post(url, json={"model": DEFAULT_ID, "input": SENTENCES[i]},
                                  headers=headers) as resp:
                 assert resp.status == 200, await resp.text()
                 await resp.read()
@@ -54,20 +66,22 @@ async def through_gateway(gw: GatewayProcess, n: int, clients: int) -> float:
             while todo:
                 await one(todo.pop())
 
-        await asyncio.gather(*(one(i) for i in range(64)))  # warm-up
+        await asyncio.gather(*(one(i) for i in range(2 * clients)))  # warm connections
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
         return n / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sentences", type=int, default=1024)
-    parser.add_argument("--clients", type=int, default=32)
-    args = parser.parse_args()
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the model, start Triton and the gateway, alternate the two paths."""
+    model = load_direct(args.direct_threads)
+    rounds: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        build_embedding(out, progress=Progress(quiet=True))
+        knobs = {"instances": args.instances, "n_threads": args.threads,
+                 "queue_delay_us": args.queue_delay_us}
+        build_embedding(out, progress=Progress(quiet=True),
+                        **{k: v for k, v in knobs.items() if v is not None})
         triton = TritonServer(out / "model_repository", out / "triton", http_port=free_port(),
                               grpc_port=free_port(), metrics_port=free_port())
         triton.start()
@@ -75,14 +89,36 @@ def main() -> None:
                             env={"CHUNGUS_ACCESS_LOG": "false"})
         try:
             gw.start()
-            via = asyncio.run(through_gateway(gw, args.sentences, args.clients))
+            for _ in range(args.rounds):
+                via = asyncio.run(through_gateway(gw, args.sentences, args.clients))
+                rounds.append((direct(model, args.sentences), via))
         finally:
             gw.stop()
             triton.stop()
-    base = direct(args.sentences)
-    print(json.dumps({"direct_batch32_sent_s": round(base, 1),
-                      f"gateway_{args.clients}_clients_sent_s": round(via, 1),
-                      "ratio": round(via / base, 3)}))
+    return {
+        "direct_batch32_sent_s": round(statistics.median(d for d, _ in rounds), 1),
+        f"gateway_{args.clients}_clients_sent_s": round(statistics.median(v for _, v in rounds), 1),
+        "ratio_median": round(statistics.median(v / d for d, v in rounds), 3),
+        "rounds": [[round(d, 1), round(v, 1)] for d, v in rounds],
+        "config": {**{k: v for k, v in knobs.items() if v is not None},
+                   "cpus": os.cpu_count()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentences", type=int, default=1024, help="sentences per path per round")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--instances", type=int, default=None,
+                        help="Triton model instances (default: the builder's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per instance (default: the builder's)")
+    parser.add_argument("--queue-delay-us", type=int, default=None,
+                        help="dynamic batcher delay (default: the builder's)")
+    parser.add_argument("--direct-threads", type=int, default=os.cpu_count() or 1)
+    print(json.dumps(run(parser.parse_args())))
 
 
 if __name__ == "__main__":
