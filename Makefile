@@ -19,6 +19,7 @@ run: install
 	@$(VENV)/bin/chungus serve
 
 test: install
+	$(VENV)/bin/ruff check gateway build_engines tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -1,7 +1,8 @@
 """CPU chat model: tokens/s and TTFT through Triton (1 and 4 streams) vs llama-cpp-python in-process.
 
-Greedy; the prompt asks for a long answer and max_tokens caps it, so every run decodes the same
-number of tokens. Every run prefills its prompt (no prefix-cache reuse) in both paths. Medians of ``--runs`` runs after one warm-up.
+Greedy; the prompt asks for a long answer and max_tokens caps it, so every run decodes the
+same number of tokens. Every run prefills its prompt (no prefix-cache reuse) in both paths.
+Medians of ``--runs`` runs after one warm-up.
 Run: ``.venv/bin/python -m bench.bench_llama [--tokens 64] [--runs 3] [--configs 1x2x4 2x1x1]``
 (a config is INSTANCESxTHREADSxSLOTS of the Triton model; slots = requests batched together).
 """

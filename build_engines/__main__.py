@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from build_engines import cpu, embedding, vision
-from build_engines.trtllm import cli as trtllm
 from build_engines.progress import Progress
 from build_engines.stack import build_cpu_stack
+from build_engines.trtllm import cli as trtllm
 
 
 def _stack(args: argparse.Namespace) -> int:

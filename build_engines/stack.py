@@ -6,8 +6,8 @@ from pathlib import Path
 
 from build_engines.cpu import build_chat
 from build_engines.embedding import build_embedding
-from build_engines.vision import build_vision
 from build_engines.progress import Progress
+from build_engines.vision import build_vision
 from gateway.registry import ModelEntry
 
 

@@ -30,8 +30,13 @@ def build_tiny_llava(target: Path, progress: Progress) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch  # noqa: PLC0415
     from transformers import (  # noqa: PLC0415
-        AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-        LlavaForConditionalGeneration)
+        AutoTokenizer,
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
 
     gguf = fetch_smollm2(progress)
     with progress.step("building the SmolLM2 tokenizer from the GGUF"):

@@ -17,11 +17,11 @@ from gateway.catalog import ActivationSource, ModelCatalog
 from gateway.errors import GatewayError, error_body
 from gateway.middleware import RequestContextMiddleware, make_before_send
 from gateway.registry import Registry, load_registry
+from gateway.routes.admin import ADMIN_ROUTES
 from gateway.routes.chat import chat_completions
 from gateway.routes.embeddings import embeddings
 from gateway.routes.health import live, ready
 from gateway.routes.models import get_model, list_models
-from gateway.routes.admin import ADMIN_ROUTES
 from gateway.security.activation import StoreActivation
 from gateway.security.base import Guard, OpenGuard
 from gateway.security.guard import KeyGuard

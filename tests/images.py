@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import threading
 import time
@@ -13,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from PIL import Image
 
 
-def make_image(fmt: str = "PNG", size: tuple[int, int] = (96, 72), color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+def make_image(fmt: str = "PNG", size: tuple[int, int] = (96, 72),
+               color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
     image = Image.new("RGB", size, color)
     for x in range(size[0] // 2):  # some structure, so preprocessing has something to do
         image.putpixel((x, x * size[1] // size[0]), (10, 200, 10))
@@ -38,10 +40,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
     def log_message(self, *args: object) -> None:
         pass

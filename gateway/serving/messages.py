@@ -39,10 +39,8 @@ def flatten_messages(
         role = "system" if msg.role == "developer" else msg.role
         if msg.content is None:
             raise _invalid(f"{where}.content is required", f"{where}.content")
-        if isinstance(msg.content, str):
-            text = msg.content
-        else:
-            text = _flatten_parts(msg.content, entry, where, refs)
+        text = (msg.content if isinstance(msg.content, str)
+                else _flatten_parts(msg.content, entry, where, refs))
         out.append({"role": role, "content": text})
     if len(refs) > entry.max_images:
         raise InvalidRequestError(f"Too many images: {len(refs)}; model '{entry.id}' takes at "

@@ -3,7 +3,6 @@ PostgreSQL and Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from gateway.backends.fake import FakeBackend
 from gateway.errors import RateLimitError, ServiceUnavailableError
 from gateway.registry import ModelEntry, Registry
 from gateway.security.limits import Limits, MemoryLimiter, RedisLimiter
-from gateway.security.store import KeyStore, MIGRATIONS, api_keys, schema_version
+from gateway.security.store import MIGRATIONS, KeyStore, api_keys, schema_version
 from gateway.settings import Settings
 from tests.integration.conftest import REDIS_URL
 

@@ -1,10 +1,15 @@
-"""Embeddings over Triton's gRPC stream: strings [n, 1] in, ``embedding`` [n, dim] and ``num_tokens`` out."""
+"""Embeddings over Triton gRPC: strings [n, 1] in, ``embedding`` [n, dim] and ``num_tokens`` [n, 1] out.
+
+The embedding model is not decoupled, so each chunk is one unary ``ModelInfer`` call rather than
+a stream: a unary call costs the gateway about half the CPU of opening, feeding and cancelling
+a bidirectional stream, and embeddings are many small requests. Chunks run concurrently; the
+model's dynamic batcher merges them (and other clients' requests) into forward passes.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import grpc
 import numpy as np
@@ -14,49 +19,66 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.backends.base import EmbeddingResult
 from gateway.backends.triton.errors import translate_error, translate_response_error
-from gateway.errors import GatewayTimeoutError
+from gateway.errors import GatewayError, GatewayTimeoutError
 
-CHUNK = 64  # strings per Triton request; the model's dynamic batcher merges requests
+CHUNK = 64  # strings per Triton request: at most the model's max_batch_size
+OUTPUTS = (InferRequestedOutput("embedding"), InferRequestedOutput("num_tokens"))
 
 
-def _request(model: str, texts: Sequence[str], request_id: str) -> dict[str, Any]:
+def build_input(texts: Sequence[str]) -> InferInput:
+    """``text_input`` BYTES [n, 1]: one row per string, as the model's dynamic batcher wants."""
     array = np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_)
     tensor = InferInput("text_input", list(array.shape), "BYTES")
     tensor.set_data_from_numpy(array)
-    return {"model_name": model, "inputs": [tensor], "request_id": request_id,
-            "outputs": [InferRequestedOutput("embedding"), InferRequestedOutput("num_tokens")]}
+    return tensor
+
+
+def parse_outputs(parts: Sequence[tuple[np.ndarray, np.ndarray]], expected: int) -> EmbeddingResult:
+    """Concatenate the chunks' ``embedding`` and ``num_tokens`` in order.
+
+    Raises:
+        GatewayError: the model answered with the wrong number of rows.
+    """
+    vectors = np.concatenate([p[0] for p in parts]).astype(np.float32, copy=False)
+    counts = np.concatenate([p[1].reshape(-1) for p in parts])
+    if vectors.ndim != 2 or len(vectors) != expected or len(counts) != expected:
+        from gateway.errors import BadGatewayError  # noqa: PLC0415
+
+        raise BadGatewayError("the embedding model answered with the wrong shape")
+    return EmbeddingResult(vectors=vectors, token_counts=counts.astype(int).tolist())
+
+
+async def _infer(client: grpcclient.InferenceServerClient, model: str,
+                 texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        result = await client.infer(model, [build_input(texts)], outputs=list(OUTPUTS))
+    except InferenceServerException as exc:
+        raise _translate(exc) from exc
+    except grpc.RpcError as exc:
+        raise translate_error(exc) from exc
+    return result.as_numpy("embedding"), result.as_numpy("num_tokens")
+
+
+def _translate(exc: InferenceServerException) -> GatewayError:
+    # tritonclient reports both transport failures and the model's own errors this way; a
+    # gRPC status other than INTERNAL/UNKNOWN means the transport or server, not the model.
+    status = exc.status() or ""
+    if any(s in status for s in ("UNAVAILABLE", "DEADLINE", "NOT_FOUND", "CANCELLED")):
+        return translate_error(exc)
+    return translate_response_error(exc)
 
 
 async def embed(client: grpcclient.InferenceServerClient, model: str, texts: Sequence[str],
                 timeout_s: float) -> EmbeddingResult:
-    """Embed ``texts``, split into chunks sent on one stream and reassembled in order.
+    """Embed ``texts`` in chunks of ``CHUNK`` sent concurrently, reassembled in order.
 
     Raises:
         GatewayError: Triton unavailable, timed out, or the model failed.
     """
     chunks = [texts[i:i + CHUNK] for i in range(0, len(texts), CHUNK)]
-
-    async def requests() -> AsyncIterator[dict[str, Any]]:
-        for i, chunk in enumerate(chunks):
-            yield _request(model, chunk, str(i))
-
-    parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    call = client.stream_infer(requests())
     try:
         async with asyncio.timeout(timeout_s):
-            async for result, error in call:
-                if error is not None:
-                    raise translate_response_error(error)
-                idx = int(result.get_response().id)
-                parts[idx] = (result.as_numpy("embedding"), result.as_numpy("num_tokens"))
-                if len(parts) == len(chunks):
-                    break
+            parts = await asyncio.gather(*(_infer(client, model, c) for c in chunks))
     except TimeoutError as exc:
         raise GatewayTimeoutError("the embedding model did not answer in time") from exc
-    except (grpc.RpcError, InferenceServerException) as exc:
-        raise translate_error(exc) from exc
-    finally:
-        call.cancel()
-    vectors = np.concatenate([parts[i][0] for i in range(len(chunks))]).astype(np.float32)
-    counts = np.concatenate([parts[i][1].reshape(-1) for i in range(len(chunks))])
-    return EmbeddingResult(vectors=vectors, token_counts=[int(c) for c in counts])
+    return parse_outputs(parts, len(texts))

@@ -174,10 +174,10 @@ class TritonServer:
                 raise TritonStartError(
                     f"tritonserver exited with code {self.process.returncode}:\n{self.log_errors()}"
                 )
-            with contextlib.suppress(urllib.error.URLError, ConnectionError, OSError):
-                with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
-                    if resp.status == 200:
-                        return
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, OSError), \
+                    urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
+                if resp.status == 200:
+                    return
             time.sleep(0.25)
         raise TritonStartError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_errors()}")
 
@@ -200,10 +200,8 @@ class TritonServer:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGINT)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
         # The stubs live in the same process group; make sure nothing outlives us.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -1,8 +1,9 @@
-"""Reference embedding model: sentence-transformers (CUDA when present, else CPU), normalised vectors.
+"""Reference embedding model: sentence-transformers on CPU or CUDA, normalised vectors.
 
 Triton's dynamic batcher hands ``execute`` several requests at once; they run as one forward
-pass. ``num_tokens`` is each input's full token count (special tokens included, before the
-model's own truncation), so the gateway can bill and refuse over-long inputs.
+pass. A ``KIND_GPU`` instance runs on its GPU, a ``KIND_CPU`` instance on the CPU with
+``n_threads`` torch threads. ``num_tokens`` is each input's full token count (special tokens
+included, before the model's own truncation), so the gateway can bill and refuse over-long inputs.
 """
 
 import json
@@ -15,16 +16,23 @@ import triton_python_backend_utils as pb_utils
 class TritonPythonModel:
     def initialize(self, args):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        params = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
+        threads = params.get("n_threads", "1")
+        # Each instance is its own process: set OpenMP's pool before torch loads it. Threads that
+        # sleep at once, instead of spinning, leave the cores to the other instances and Triton.
+        os.environ["OMP_NUM_THREADS"] = threads
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import torch
         from sentence_transformers import SentenceTransformer
 
-        params = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
         path = params["model_path"]
         if not os.path.isabs(path):
             path = os.path.join(args["model_repository"], path)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cpu":
-            torch.set_num_threads(int(params.get("n_threads", "2")))
+        if args.get("model_instance_kind") == "GPU":
+            device = f"cuda:{args['model_instance_device_id']}"
+        else:
+            device = "cpu"
+            torch.set_num_threads(int(threads))
         self.model = SentenceTransformer(path, device=device)
         self.tokenizer = self.model.tokenizer
         pb_utils.Logger.log_info(f"st_embedding ready on {device}: {path}")
@@ -42,7 +50,7 @@ class TritonPythonModel:
             texts.extend(batch)
             sizes.append(len(batch))
         if texts:
-            vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True,
+            vectors = self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
                                         convert_to_numpy=True).astype(np.float32)
             counts = [len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]]
         start = 0
