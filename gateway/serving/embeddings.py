@@ -53,22 +53,29 @@ def parse_input(value: Any, max_inputs: int) -> list[str]:
     return value
 
 
-def reduce_dimensions(vectors: np.ndarray, dimensions: int | None, entry: ModelEntry) -> np.ndarray:
-    """Honour ``dimensions``: truncate and renormalise where the model allows, else refuse.
+def check_dimensions(dimensions: int | None, entry: ModelEntry) -> int | None:
+    """The length to cut vectors to, or None to keep them whole; checked before any work.
 
     Raises:
         InvalidRequestError: the model cannot shorten its vectors, or the value is out of range.
     """
-    native = vectors.shape[1]
+    native = entry.embedding_dim
     if dimensions is None or dimensions == native:
-        return vectors
+        return None
     if not entry.supports_dimensions:
-        raise InvalidRequestError(f"Model '{entry.id}' does not support 'dimensions' (its vectors "
-                                  f"have {native} dimensions)", param="dimensions",
-                                  code="unsupported_parameter")
-    if not 1 <= dimensions < native:
-        raise InvalidRequestError(f"'dimensions' must be between 1 and {native}",
+        raise InvalidRequestError(f"Model '{entry.id}' does not support 'dimensions'"
+                                  + (f" (its vectors have {native} dimensions)" if native else ""),
+                                  param="dimensions", code="unsupported_parameter")
+    if dimensions < 1 or (native is not None and dimensions > native):
+        raise InvalidRequestError(f"'dimensions' must be between 1 and {native or 'the model size'}",
                                   param="dimensions", code="invalid_value")
+    return dimensions
+
+
+def reduce_dimensions(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
+    """Truncate to ``dimensions`` and renormalise (Matryoshka-style); None keeps them whole."""
+    if dimensions is None or dimensions >= vectors.shape[1]:
+        return vectors
     cut = vectors[:, :dimensions]
     return cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)
 
@@ -107,16 +114,17 @@ class EmbeddingService:
             raise InvalidRequestError(f"Model '{entry.id}' is not an embedding model",
                                       param="model", code="invalid_model_type")
         texts = parse_input(req.input, self.settings.embedding_max_inputs)
+        dimensions = check_dimensions(req.dimensions, entry)
         estimate = self._check_lengths(entry, texts)
         admission = await self.guard.admit(principal, entry, estimate)
         used = 0
         try:
             result = await self.backend.embed(entry, texts)
-            used = sum(result.token_counts)
             self._check_counts(entry, result.token_counts)
+            used = self._billed(entry, result.token_counts)
         finally:
             await admission.finish(used, 0)
-        vectors = reduce_dimensions(result.vectors, req.dimensions, entry)
+        vectors = reduce_dimensions(result.vectors, dimensions)
         data = [Embedding(index=i, embedding=_encode_vector(v, req.encoding_format))
                 for i, v in enumerate(vectors)]
         return (EmbeddingList(data=data, model=entry.id,
@@ -141,10 +149,17 @@ class EmbeddingService:
         if counts is None:
             return sum(len(t) for t in texts) // 3 + len(texts)
         self._check_counts(entry, counts)
+        return self._billed(entry, counts)
+
+    def _billed(self, entry: ModelEntry, counts: list[int]) -> int:
+        # With truncation on, a long input is billed for the tokens the model actually read.
+        limit = entry.max_input_tokens
+        if self.settings.embedding_truncate and limit:
+            return sum(min(n, limit) for n in counts)
         return sum(counts)
 
     def _check_counts(self, entry: ModelEntry, counts: list[int]) -> None:
-        total = sum(counts)
+        total = self._billed(entry, counts)
         if total > self.settings.embedding_max_total_tokens:
             raise _bad(f"the inputs have {total} tokens; at most "
                        f"{self.settings.embedding_max_total_tokens} are allowed per request",

@@ -8,7 +8,12 @@ import pytest
 
 from gateway.errors import InvalidRequestError
 from gateway.registry import ModelEntry
-from gateway.serving.embeddings import _encode_vector, parse_input, reduce_dimensions
+from gateway.serving.embeddings import (
+    _encode_vector,
+    check_dimensions,
+    parse_input,
+    reduce_dimensions,
+)
 
 
 def test_string_becomes_a_list() -> None:
@@ -28,15 +33,25 @@ def test_bad_inputs(value: object, code: str) -> None:
 
 
 def test_dimensions_truncate_and_renormalise_when_supported() -> None:
-    entry = ModelEntry(id="m", triton_model="m", kind="embedding", supports_dimensions=True)
+    entry = ModelEntry(id="m", triton_model="m", kind="embedding", embedding_dim=3,
+                       supports_dimensions=True)
     v = np.array([[3.0, 4.0, 12.0]], dtype=np.float32) / 13
-    out = reduce_dimensions(v, 2, entry)
-    assert np.allclose(out, [[0.6, 0.8]])
-    with pytest.raises(InvalidRequestError):
-        reduce_dimensions(v, 0, entry)
+    assert check_dimensions(2, entry) == 2
+    assert np.allclose(reduce_dimensions(v, 2), [[0.6, 0.8]])
+    assert check_dimensions(3, entry) is None and check_dimensions(None, entry) is None
+    assert reduce_dimensions(v, None) is v
+
+
+@pytest.mark.parametrize(("dimensions", "supports", "code"), [
+    (0, True, "invalid_value"), (-1, True, "invalid_value"), (4, True, "invalid_value"),
+    (2, False, "unsupported_parameter"), (4, False, "unsupported_parameter"),
+])
+def test_bad_dimensions(dimensions: int, supports: bool, code: str) -> None:
+    entry = ModelEntry(id="m", triton_model="m", kind="embedding", embedding_dim=3,
+                       supports_dimensions=supports)
     with pytest.raises(InvalidRequestError) as info:
-        reduce_dimensions(v, 2, ModelEntry(id="n", triton_model="n"))
-    assert info.value.code == "unsupported_parameter"
+        check_dimensions(dimensions, entry)
+    assert (info.value.code, info.value.param) == (code, "dimensions")
 
 
 def test_base64_is_little_endian_float32() -> None:

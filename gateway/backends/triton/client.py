@@ -50,13 +50,26 @@ class TritonBackend:
         self.endpoints: list[Endpoint] = []
         self.signatures: dict[str, ModelSignature] = {}
         self._tokenizers: dict[str, Any] = {}
+        self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.endpoints = [Endpoint(u, grpcclient.InferenceServerClient(u)) for u in self.urls]
         with contextlib.suppress(Exception):
-            await self._refresh_all()
+            await self._refresh_all(force=True)
+        self._poller = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        """Readiness is polled in the background, so no request waits on a slow endpoint."""
+        while True:
+            await asyncio.sleep(self.ready_ttl_s)
+            with contextlib.suppress(Exception):
+                await self._refresh_all(force=True)
 
     async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         for ep in self.endpoints:
             with contextlib.suppress(Exception):
                 await ep.client.close()
@@ -73,6 +86,8 @@ class TritonBackend:
         ep.checked_at = time.monotonic()
 
     async def _refresh_all(self, force: bool = False) -> None:
+        if self._poller is not None and not force:
+            return
         now = time.monotonic()
         stale = [ep for ep in self.endpoints if force or now - ep.checked_at > self.ready_ttl_s]
         if stale:

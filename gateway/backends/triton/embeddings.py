@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.backends.base import EmbeddingResult
 from gateway.backends.triton.errors import translate_error, translate_response_error
-from gateway.errors import GatewayError, GatewayTimeoutError
+from gateway.errors import BadGatewayError, GatewayError, GatewayTimeoutError
 
 CHUNK = 64  # strings per Triton request: at most the model's max_batch_size
 OUTPUTS = (InferRequestedOutput("embedding"), InferRequestedOutput("num_tokens"))
@@ -42,16 +42,16 @@ def parse_outputs(parts: Sequence[tuple[np.ndarray, np.ndarray]], expected: int)
     vectors = np.concatenate([p[0] for p in parts]).astype(np.float32, copy=False)
     counts = np.concatenate([p[1].reshape(-1) for p in parts])
     if vectors.ndim != 2 or len(vectors) != expected or len(counts) != expected:
-        from gateway.errors import BadGatewayError  # noqa: PLC0415
-
         raise BadGatewayError("the embedding model answered with the wrong shape")
     return EmbeddingResult(vectors=vectors, token_counts=counts.astype(int).tolist())
 
 
-async def _infer(client: grpcclient.InferenceServerClient, model: str,
-                 texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+async def _infer(client: grpcclient.InferenceServerClient, model: str, texts: Sequence[str],
+                 timeout_s: float) -> tuple[np.ndarray, np.ndarray]:
     try:
-        result = await client.infer(model, [build_input(texts)], outputs=list(OUTPUTS))
+        # The deadline travels to Triton too, which then drops the request instead of running it.
+        result = await client.infer(model, [build_input(texts)], outputs=list(OUTPUTS),
+                                    client_timeout=timeout_s)
     except InferenceServerException as exc:
         raise _translate(exc) from exc
     except grpc.RpcError as exc:
@@ -78,7 +78,7 @@ async def embed(client: grpcclient.InferenceServerClient, model: str, texts: Seq
     chunks = [texts[i:i + CHUNK] for i in range(0, len(texts), CHUNK)]
     try:
         async with asyncio.timeout(timeout_s):
-            parts = await asyncio.gather(*(_infer(client, model, c) for c in chunks))
+            parts = await asyncio.gather(*(_infer(client, model, c, timeout_s) for c in chunks))
     except TimeoutError as exc:
         raise GatewayTimeoutError("the embedding model did not answer in time") from exc
     return parse_outputs(parts, len(texts))
