@@ -30,14 +30,34 @@ from tests.support import GatewayProcess
 SENTENCES = [f"This is benchmark sentence number {i}, about topic {i % 13}." for i in range(4096)]
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its living descendants (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, total = {root}, 0.0
+    for pid in sorted(stats):  # children have larger pids than parents, barring pid wrap-around
+        if pid in tree or stats[pid][0] in tree:
+            tree.add(pid)
+            total += stats[pid][1]
+    return total
+
+
 def load_direct(threads: int) -> Any:
-    """sentence-transformers in this process, warmed up."""
+    """sentence-transformers in this process (CUDA when torch sees a GPU, as the stack), warmed up."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch  # noqa: PLC0415
     from sentence_transformers import SentenceTransformer  # noqa: PLC0415
 
     torch.set_num_threads(threads)
-    model = SentenceTransformer(str(default_source()), device="cpu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = SentenceTransformer(str(default_source()), device=device)
     model.encode(SENTENCES[:64], batch_size=32)
     return model
 
@@ -72,10 +92,18 @@ async def through_gateway(gw: GatewayProcess, n: int, clients: int) -> float:
         return n / (time.perf_counter() - start)
 
 
+def _cpu(gw: GatewayProcess, triton: TritonServer) -> dict[str, float]:
+    assert gw.process is not None and triton.process is not None
+    me = os.times()
+    return {"gateway": tree_cpu_s(gw.process.pid), "triton": tree_cpu_s(triton.process.pid),
+            "client": me.user + me.system}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the model, start Triton and the gateway, alternate the two paths."""
     model = load_direct(args.direct_threads)
     rounds: list[tuple[float, float]] = []
+    cpu = {"gateway": 0.0, "triton": 0.0, "client": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         knobs = {"instances": args.instances, "n_threads": args.threads,
@@ -90,7 +118,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             gw.start()
             for _ in range(args.rounds):
+                before = _cpu(gw, triton)
                 via = asyncio.run(through_gateway(gw, args.sentences, args.clients))
+                for k, v in _cpu(gw, triton).items():
+                    cpu[k] += v - before[k]
                 rounds.append((direct(model, args.sentences), via))
         finally:
             gw.stop()
@@ -100,8 +131,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"gateway_{args.clients}_clients_sent_s": round(statistics.median(v for _, v in rounds), 1),
         "ratio_median": round(statistics.median(v / d for d, v in rounds), 3),
         "rounds": [[round(d, 1), round(v, 1)] for d, v in rounds],
+        # CPU per sentence on the gateway path (warm-up requests included), by process.
+        "cpu_ms_per_sentence": {k: round(1000 * v / (args.rounds * (args.sentences + 2 * args.clients)), 2)
+                                for k, v in cpu.items()},
         "config": {**{k: v for k, v in knobs.items() if v is not None},
-                   "cpus": os.cpu_count()},
+                   "device": str(model.device), "cpus": os.cpu_count()},
     }
 
 

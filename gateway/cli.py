@@ -112,7 +112,8 @@ def _banner(settings: Settings, generated: bool) -> None:
     print("try:\n"
           f"  curl {base}/v1/chat/completions -H 'Authorization: Bearer {key}' "
           f"-H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", \"messages\": "
-          '[{"role": "user", "content": "Name the capital city of France."}]}\'\n', flush=True)
+          '[{"role": "user", "content": "Name the capital city of France."}], "temperature": 0}\'\n',
+          flush=True)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

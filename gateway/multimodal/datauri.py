@@ -13,11 +13,14 @@ _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[\w.+-]+=
 ALLOWED_MIME = {"image/jpeg", "image/jpg", "image/png", "image/webp"}
 
 
-def decode_data_uri(uri: str, max_bytes: int, param: str) -> bytes:
-    """The bytes of a base64 image data URI.
+def check_data_uri(uri: str, max_bytes: int, param: str) -> int:
+    """Check a data URI's header, type and size without decoding it.
+
+    Returns:
+        Where the base64 payload starts.
 
     Raises:
-        InvalidRequestError: not a base64 data URI, an unsupported type, too large, bad base64.
+        InvalidRequestError: not a base64 data URI, an unsupported type, or too large.
     """
     match = _DATA_URI.match(uri)
     if match is None:
@@ -27,12 +30,21 @@ def decode_data_uri(uri: str, max_bytes: int, param: str) -> bytes:
     if mime not in ALLOWED_MIME:
         raise InvalidRequestError(f"Unsupported image type '{mime}': use jpeg, png or webp",
                                   param=param, code="unsupported_image_format")
-    payload = uri[match.end():]
-    if len(payload) > (max_bytes + 2) // 3 * 4 + 4:
+    if len(uri) - match.end() > (max_bytes + 2) // 3 * 4:
         raise InvalidRequestError(f"Image is larger than {max_bytes} bytes", param=param,
                                   code="image_too_large")
+    return match.end()
+
+
+def decode_data_uri(uri: str, max_bytes: int, param: str) -> bytes:
+    """The bytes of a base64 image data URI (strict base64: no whitespace, padding required).
+
+    Raises:
+        InvalidRequestError: not a base64 data URI, an unsupported type, too large, bad base64.
+    """
+    start = check_data_uri(uri, max_bytes, param)
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = base64.b64decode(uri[start:], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidRequestError("Image data URI is not valid base64", param=param,
                                   code="invalid_image") from exc

@@ -3,41 +3,65 @@
 from __future__ import annotations
 
 import io
-import warnings
+import struct
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gateway.errors import InvalidRequestError
 
-FORMATS = {"JPEG", "PNG", "WEBP"}
+FORMATS = ("JPEG", "PNG", "WEBP")
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    """RGB the way Hugging Face's ``convert_to_rgb`` does it: transparency onto white."""
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def decode_image(data: bytes, max_pixels: int, param: str) -> Image.Image:
-    """Decode and normalise an image.
+    """Decode and normalise one image; the claimed type is ignored, the bytes decide.
+
+    Args:
+        data: the encoded image.
+        max_pixels: the most pixels (width x height) accepted, checked from the header before
+            any pixel is decoded.
+        param: the request field, for errors.
+
+    Returns:
+        An upright RGB image.
 
     Raises:
-        InvalidRequestError: unsupported format, corrupt data, or more than ``max_pixels``.
+        InvalidRequestError: ``unsupported_image_format`` (not JPEG, PNG or WebP),
+            ``image_too_large`` (too many pixels), ``invalid_image`` (corrupt or truncated).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(FORMATS))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise InvalidRequestError(
-                    f"Image has {width}x{height} pixels; the limit is {max_pixels}", param=param,
-                    code="image_too_large")
-            image.load()
-    except InvalidRequestError:
-        raise
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError as exc:
-        raise InvalidRequestError("Unsupported or unrecognised image format: use jpeg, png or webp",
-                                  param=param, code="unsupported_image_format") from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidRequestError("Image is too large to decode", param=param,
+        raise InvalidRequestError("Unsupported or unrecognised image format: use jpeg, png or "
+                                  "webp", param=param, code="unsupported_image_format") from exc
+    except Image.DecompressionBombError as exc:
+        raise InvalidRequestError("Image has too many pixels", param=param,
                                   code="image_too_large") from exc
     except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidRequestError("Image data is corrupt", param=param,
+                                  code="invalid_image") from exc
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidRequestError("Image has no pixels", param=param, code="invalid_image")
+    if width * height > max_pixels:
+        raise InvalidRequestError(f"Image has {width}x{height} pixels; the limit is {max_pixels}",
+                                  param=param, code="image_too_large")
+    try:
+        image.load()
+        return _rgb(ImageOps.exif_transpose(image))
+    except Image.DecompressionBombError as exc:
+        raise InvalidRequestError("Image has too many pixels", param=param,
+                                  code="image_too_large") from exc
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, ZeroDivisionError,
+            struct.error) as exc:
         raise InvalidRequestError("Image data is corrupt or truncated", param=param,
                                   code="invalid_image") from exc
-    image = ImageOps.exif_transpose(image)
-    return image.convert("RGB")
+

@@ -1,6 +1,15 @@
-"""Pixel values as a Hugging Face CLIP/SigLIP image processor makes them, with Pillow and numpy only."""
+"""Pixel values as a Hugging Face CLIP/SigLIP image processor makes them, with Pillow and numpy only.
+
+The order is the processor's: resize (Pillow, on 8-bit RGB), centre crop (zero padding where the
+image is smaller than the crop), rescale, normalise. Only the pixels that survive the crop are
+resampled: Pillow's ``box`` keeps the full image as filter support, so the result is the same as
+resizing everything and cropping afterwards, but a 4000x10 strip no longer becomes a 134400x336
+intermediate image.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from PIL import Image
@@ -8,33 +17,53 @@ from PIL import Image
 from gateway.registry import ImageProcessorConfig
 
 
-def _resize(image: Image.Image, cfg: ImageProcessorConfig) -> Image.Image:
+def resized_size(width: int, height: int, cfg: ImageProcessorConfig) -> tuple[int, int]:
+    """(width, height) after the processor's resize step."""
     if cfg.resize_mode == "fixed":
-        return image.resize((cfg.width, cfg.height), resample=Image.Resampling(cfg.resample))
-    width, height = image.size
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = cfg.shortest_edge, int(cfg.shortest_edge * long / short)
-    size = (new_short, new_long) if width <= height else (new_long, new_short)
-    return image.resize(size, resample=Image.Resampling(cfg.resample))
+        return cfg.width, cfg.height
+    if width <= height:
+        return cfg.shortest_edge, int(cfg.shortest_edge * height / width)
+    return int(cfg.shortest_edge * width / height), cfg.shortest_edge
 
 
-def _center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
+def _window(size: int, crop: int) -> tuple[int, int]:
+    """(start, length) of the centre crop along one axis, within the resized image."""
+    return ((size - crop) // 2, crop) if size >= crop else (0, size)
+
+
+def _pad(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Zero-pad to height x width, centred the way ``transformers``' center_crop pads."""
     h, w = array.shape[:2]
-    if h < height or w < width:  # pad like HF does when the image is smaller than the crop
-        padded = np.zeros((max(h, height), max(w, width), array.shape[2]), dtype=array.dtype)
-        top, left = (padded.shape[0] - h) // 2, (padded.shape[1] - w) // 2
-        padded[top:top + h, left:left + w] = array
-        array, h, w = padded, padded.shape[0], padded.shape[1]
-    top, left = (h - height) // 2, (w - width) // 2
-    return array[top:top + height, left:left + width]
+    if (h, w) == (height, width):
+        return array
+    out = np.zeros((height, width, array.shape[2]), dtype=array.dtype)
+    top, left = math.ceil((height - h) / 2), math.ceil((width - w) / 2)
+    out[top:top + h, left:left + w] = array
+    return out
 
 
 def pixel_values(image: Image.Image, cfg: ImageProcessorConfig) -> np.ndarray:
-    """FP32 [3, H, W]: resize, centre crop, rescale, normalise (the processor's order)."""
-    array = np.asarray(_resize(image, cfg), dtype=np.float32)
+    """FP32 ``[3, H, W]`` for one RGB image.
+
+    Args:
+        image: an RGB image (see ``decode.decode_image``).
+        cfg: the model's image processor settings.
+
+    Returns:
+        Normalised pixel values, channels first.
+    """
+    width, height = image.size
+    new_w, new_h = resized_size(width, height, cfg)
+    resample = Image.Resampling(cfg.resample)
     if cfg.do_center_crop:
-        array = _center_crop(array, cfg.crop_height, cfg.crop_width)
+        (left, out_w), (top, out_h) = _window(new_w, cfg.crop_width), _window(new_h, cfg.crop_height)
+        sx, sy = width / new_w, height / new_h
+        box = (left * sx, top * sy, (left + out_w) * sx, (top + out_h) * sy)
+        resized = image.resize((out_w, out_h), resample=resample, box=box)
+        array = _pad(np.asarray(resized, dtype=np.float32), cfg.crop_height, cfg.crop_width)
+    else:
+        array = np.asarray(image.resize((new_w, new_h), resample=resample), dtype=np.float32)
     array = array * np.float32(cfg.rescale_factor)
-    array = (array - np.asarray(cfg.image_mean, dtype=np.float32)) / np.asarray(cfg.image_std,
-                                                                              dtype=np.float32)
-    return array.transpose(2, 0, 1)
+    mean = np.asarray(cfg.image_mean, dtype=np.float32)
+    std = np.asarray(cfg.image_std, dtype=np.float32)
+    return ((array - mean) / std).transpose(2, 0, 1)

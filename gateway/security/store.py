@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 metadata = sa.MetaData()
+_LOCK_ID = 0x43484E47  # "CHNG": the advisory lock that serialises migrations
 
 schema_version = sa.Table(
     "chungus_schema_version", metadata,
@@ -109,8 +110,13 @@ class KeyStore:
         self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
 
     async def migrate(self) -> int:
-        """Bring the schema to the newest version; returns it. Safe to run on every start."""
-        async with self.engine.begin() as conn:
+        """Bring the schema to the newest version; returns it. Safe to run on every start.
+
+        Replicas starting together take turns: a PostgreSQL advisory lock, or SQLite's write
+        lock taken up front, so only the first one runs each step.
+        """
+        async with self.engine.connect() as conn:
+            await _migration_lock(conn)
             await conn.run_sync(lambda c: schema_version.create(c, checkfirst=True))
             current = (await conn.execute(sa.select(sa.func.max(schema_version.c.version)))).scalar()
             for version, step in enumerate(MIGRATIONS, start=1):
@@ -119,6 +125,7 @@ class KeyStore:
                 await step(conn)
                 await conn.execute(schema_version.insert().values(version=version,
                                                                   applied_at=time.time()))
+            await conn.commit()
         return len(MIGRATIONS)
 
     async def close(self) -> None:
@@ -196,6 +203,15 @@ class KeyStore:
             await conn.execute(stmt.on_conflict_do_update(
                 index_elements=[model_state.c.model_id],
                 set_={"active": active, "updated_at": time.time()}))
+
+
+async def _migration_lock(conn: AsyncConnection) -> None:
+    """Serialise migrations across processes for the rest of this transaction."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+    elif conn.dialect.name == "sqlite":
+        # pysqlite leaves DDL outside transactions; take the write lock now (waits, busy timeout).
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _dialect_insert(conn: AsyncConnection) -> Any:

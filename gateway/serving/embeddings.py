@@ -140,7 +140,10 @@ class EmbeddingService:
 
             path = entry.resolve(Path(self.catalog.registry.base_dir), entry.tokenizer)
             tok = Tokenizer.from_file(str(path))
+            # tokenizer.json files may pad or truncate (all-MiniLM-L6-v2's pads to 128): count
+            # the real tokens.
             tok.no_truncation()
+            tok.no_padding()
             self._tokenizers[entry.id] = tok
         return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=True)]
 
