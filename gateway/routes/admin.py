@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, patch, post
@@ -14,6 +15,7 @@ from gateway.security.store import KeyRecord, new_key_id
 from gateway.serving.decode import decode_body
 
 JSON = "application/json"
+AdminRequest = Request[Any, Any, Any]
 
 
 class KeyFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -30,14 +32,14 @@ class KeyFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def values(self) -> dict[str, object]:
         out = {k: v for k, v in msgspec.structs.asdict(self).items() if v is not msgspec.UNSET}
         if "expires_in_s" in out:
-            out["expires_at"] = time.time() + float(out.pop("expires_in_s"))  # type: ignore[arg-type]
+            out["expires_at"] = time.time() + float(out.pop("expires_in_s"))
         for name in ("rpm", "tpm", "max_concurrent"):
-            if out.get(name) is not None and int(out[name]) < 1:  # type: ignore[call-overload]
+            if out.get(name) is not None and int(out[name]) < 1:
                 raise InvalidRequestError(f"{name} must be a positive integer or null", param=name)
         return out
 
 
-async def _admin(request: Request, state: State) -> None:
+async def _admin(request: AdminRequest, state: State) -> None:
     principal = await state.guard.authenticate(request.headers.get("authorization"))
     if not principal.admin:
         raise PermissionDeniedError("This endpoint needs an admin key", code="admin_required")
@@ -48,14 +50,14 @@ def _json(state: State, body: object, status: int = 200) -> Response[bytes]:
 
 
 async def _key_or_404(state: State, key_id: str) -> KeyRecord:
-    record = await state.keystore.get(key_id)
+    record: KeyRecord | None = await state.keystore.get(key_id)
     if record is None:
         raise NotFoundError(f"No API key with id '{key_id}'", param="key_id", code="key_not_found")
     return record
 
 
 @post("/admin/keys", status_code=201)
-async def create_key(request: Request, state: State) -> Response[bytes]:
+async def create_key(request: AdminRequest, state: State) -> Response[bytes]:
     await _admin(request, state)
     fields = decode_body(await request.body() or b"{}", KeyFields).values()
     if fields.get("allowed_models") is not None:
@@ -67,41 +69,41 @@ async def create_key(request: Request, state: State) -> Response[bytes]:
 
 
 @get("/admin/keys")
-async def list_keys(request: Request, state: State) -> Response[bytes]:
+async def list_keys(request: AdminRequest, state: State) -> Response[bytes]:
     await _admin(request, state)
     return _json(state, {"object": "list", "data": [k.public() for k in await state.keystore.list_keys()]})
 
 
 @get("/admin/keys/{key_id:str}")
-async def get_key(request: Request, state: State) -> Response[bytes]:
+async def get_key(request: AdminRequest, state: State) -> Response[bytes]:
     await _admin(request, state)
     key_id = str(request.path_params["key_id"])
     return _json(state, (await _key_or_404(state, key_id)).public())
 
 
 @patch("/admin/keys/{key_id:str}")
-async def update_key(request: Request, state: State) -> Response[bytes]:
+async def update_key(request: AdminRequest, state: State) -> Response[bytes]:
     await _admin(request, state)
     key_id = str(request.path_params["key_id"])
     await _key_or_404(state, key_id)
     fields = decode_body(await request.body() or b"{}", KeyFields).values()
     record = await state.keystore.update_key(key_id, **fields)
     state.guard.forget(key_id)
-    return _json(state, record.public())  # type: ignore[union-attr]
+    return _json(state, record.public())
 
 
 @post("/admin/keys/{key_id:str}/revoke", status_code=200)
-async def revoke_key(request: Request, state: State) -> Response[bytes]:
+async def revoke_key(request: AdminRequest, state: State) -> Response[bytes]:
     await _admin(request, state)
     key_id = str(request.path_params["key_id"])
     await _key_or_404(state, key_id)
     record = await state.keystore.update_key(key_id, revoked=True)
     state.guard.forget(key_id)
-    return _json(state, record.public())  # type: ignore[union-attr]
+    return _json(state, record.public())
 
 
 @get("/admin/models")
-async def admin_models(request: Request, state: State) -> Response[bytes]:
+async def admin_models(request: AdminRequest, state: State) -> Response[bytes]:
     await _admin(request, state)
     overrides = await state.activation.active_overrides()
     ready = await state.backend.ready_models()
@@ -111,7 +113,7 @@ async def admin_models(request: Request, state: State) -> Response[bytes]:
     return _json(state, {"object": "list", "data": data})
 
 
-async def _set_active(request: Request, state: State, model_id: str, active: bool) -> Response[bytes]:
+async def _set_active(request: AdminRequest, state: State, model_id: str, active: bool) -> Response[bytes]:
     await _admin(request, state)
     if state.registry.get(model_id) is None:
         raise NotFoundError(f"Model '{model_id}' is not in the registry", param="model",
@@ -121,17 +123,17 @@ async def _set_active(request: Request, state: State, model_id: str, active: boo
 
 
 @post("/admin/models/{model_id:str}/activate", status_code=200)
-async def activate_model(request: Request, state: State) -> Response[bytes]:
+async def activate_model(request: AdminRequest, state: State) -> Response[bytes]:
     return await _set_active(request, state, str(request.path_params["model_id"]), True)
 
 
 @post("/admin/models/{model_id:str}/deactivate", status_code=200)
-async def deactivate_model(request: Request, state: State) -> Response[bytes]:
+async def deactivate_model(request: AdminRequest, state: State) -> Response[bytes]:
     return await _set_active(request, state, str(request.path_params["model_id"]), False)
 
 
 @get("/admin/usage")
-async def usage(request: Request, state: State) -> Response[bytes]:
+async def usage(request: AdminRequest, state: State) -> Response[bytes]:
     await _admin(request, state)
     await state.guard.flush()
     rows = await state.keystore.usage(request.query_params.get("key_id"))

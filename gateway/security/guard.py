@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from gateway.errors import AuthenticationError, PermissionDeniedError
+from gateway.errors import AuthenticationError, PermissionDeniedError, ServiceUnavailableError
 from gateway.registry import ModelEntry
 from gateway.security.base import Principal
 from gateway.security.keys import bearer, digest, same_digest, well_formed
 from gateway.security.limits import Grant, Limiter, Limits
 from gateway.security.store import KeyRecord, KeyStore
+from gateway.security.usage import UsageRecorder
 
 log = logging.getLogger("chungus.auth")
 
 _INVALID = "Incorrect API key provided. You can find your API key in your CHUNGUS admin."
+_MISSING = "You didn't provide an API key. Send it as 'Authorization: Bearer sk-chungus-...'."
+_CACHE_MAX = 100_000
 
 
 @dataclass(slots=True)
 class KeyAdmission:
+    """Implements ``Admission``: releases the limiter grant and counts usage, once."""
+
     guard: KeyGuard
     key_id: str
     limits: Limits
@@ -34,44 +36,45 @@ class KeyAdmission:
         if self.done:
             return
         self.done = True
+        self.guard.usage.record(self.key_id, prompt_tokens, completion_tokens)
         await self.guard.limiter.release(self.key_id, self.limits, self.grant,
                                          prompt_tokens + completion_tokens)
-        self.guard.record_usage(self.key_id, prompt_tokens, completion_tokens)
 
 
 class KeyGuard:
-    """Implements ``Guard`` with the key store, a short TTL cache and a limiter."""
+    """Implements ``Guard`` with the key store, a short TTL cache and a limiter.
+
+    A verified (or unknown) key is cached for ``cache_ttl_s``: no database on the hot path,
+    and a revocation reaches every replica within that time. If the database fails when an
+    entry is due, the stale entry is used until it answers again; a key never seen before
+    then gets 503.
+    """
 
     def __init__(self, store: KeyStore, limiter: Limiter, *, admin_key: str | None,
                  cache_ttl_s: float = 5.0, flush_interval_s: float = 2.0) -> None:
+        if admin_key and not well_formed(admin_key):
+            raise ValueError("CHUNGUS_ADMIN_KEY must look like sk-chungus-<16 to 128 characters "
+                             "of A-Z a-z 0-9 _ ->")
         self.store = store
         self.limiter = limiter
         self.admin_digest = digest(admin_key) if admin_key else None
         self.cache_ttl_s = cache_ttl_s
-        self.flush_interval_s = flush_interval_s
+        self.usage = UsageRecorder(store, interval_s=flush_interval_s)
         self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
-        self._last_used: dict[str, float] = {}
-        self._usage: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.store.migrate()
-        self._flusher = asyncio.create_task(self._flush_loop())
+        self.usage.start()
 
     async def close(self) -> None:
-        if self._flusher:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        await self.flush()
+        await self.usage.close()
         await self.limiter.close()
         await self.store.close()
 
     async def authenticate(self, authorization: str | None) -> Principal:
         token = bearer(authorization)
         if token is None:
-            raise AuthenticationError("You didn't provide an API key. Send it as "
-                                      "'Authorization: Bearer sk-chungus-...'.")
+            raise AuthenticationError(_MISSING)
         if not well_formed(token):
             raise AuthenticationError(_INVALID)
         key_digest = digest(token)
@@ -82,7 +85,7 @@ class KeyGuard:
             raise AuthenticationError(_INVALID)
         if record.expires_at is not None and record.expires_at <= time.time():
             raise AuthenticationError("This API key has expired.")
-        self._last_used[record.id] = time.time()
+        self.usage.seen(record.id)
         return Principal(key_id=record.id, name=record.name, admin=record.admin,
                          allowed_models=frozenset(record.allowed_models)
                          if record.allowed_models is not None else None,
@@ -93,8 +96,15 @@ class KeyGuard:
         hit = self._cache.get(key_digest)
         if hit is not None and now - hit[0] < self.cache_ttl_s:
             return hit[1]
-        record = await self.store.by_digest(key_digest)
-        if len(self._cache) > 100_000:
+        try:
+            record = await self.store.by_digest(key_digest)
+        except Exception as exc:
+            log.warning("key store unavailable: %s", type(exc).__name__)
+            if hit is not None:
+                return hit[1]
+            raise ServiceUnavailableError("The key store is unavailable; try again shortly",
+                                          code="key_store_unavailable") from exc
+        if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[key_digest] = (now, record)
         return record
@@ -113,24 +123,6 @@ class KeyGuard:
         grant = await self.limiter.acquire(key_id, limits, reserve_tokens)
         return KeyAdmission(self, key_id, limits, grant, grant.headers)
 
-    def record_usage(self, key_id: str, prompt_tokens: int, completion_tokens: int) -> None:
-        day = time.strftime("%Y-%m-%d", time.gmtime())
-        row = self._usage[(key_id, day)]
-        row[0] += 1
-        row[1] += prompt_tokens
-        row[2] += completion_tokens
-
     async def flush(self) -> None:
-        """Write batched usage and last-used times (called in the background)."""
-        usage, self._usage = self._usage, defaultdict(lambda: [0, 0, 0])
-        last_used, self._last_used = self._last_used, {}
-        try:
-            await self.store.add_usage([(k, d, *v) for (k, d), v in usage.items()])
-            await self.store.touch(last_used)
-        except Exception:  # noqa: BLE001 - accounting must never break serving
-            log.exception("could not write usage; %d rows dropped", len(usage))
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval_s)
-            await self.flush()
+        """Write batched usage and last-used times now (the admin usage route calls this)."""
+        await self.usage.flush()

@@ -8,7 +8,7 @@ import re
 import secrets
 
 PREFIX = "sk-chungus-"
-_FORMAT = re.compile(r"^sk-chungus-[A-Za-z0-9_-]{16,128}$")
+_FORMAT = re.compile(r"sk-chungus-[A-Za-z0-9_-]{16,128}")
 
 
 def generate_key() -> str:
@@ -18,7 +18,7 @@ def generate_key() -> str:
 
 def well_formed(key: str) -> bool:
     """True when ``key`` has our format (checked before any lookup)."""
-    return bool(_FORMAT.match(key))
+    return _FORMAT.fullmatch(key) is not None
 
 
 def digest(key: str) -> str:

@@ -54,8 +54,7 @@ key_usage = sa.Table(
 
 
 async def _v1(conn: AsyncConnection) -> None:
-    for table in (api_keys, model_state):
-        await conn.run_sync(lambda c, t=table: t.create(c, checkfirst=True))
+    await conn.run_sync(lambda c: metadata.create_all(c, tables=[api_keys, model_state]))
 
 
 async def _v2(conn: AsyncConnection) -> None:
@@ -215,11 +214,9 @@ async def _migration_lock(conn: AsyncConnection) -> None:
 
 
 def _dialect_insert(conn: AsyncConnection) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # noqa: PLC0415
-    return insert
+    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415
+
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def new_key_id() -> str:

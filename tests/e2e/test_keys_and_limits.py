@@ -23,7 +23,7 @@ ECHO = {"model": "echo", "messages": [{"role": "user", "content": "a b c"}]}
 @pytest.fixture(scope="module")
 def replicas(triton: TritonServer, stack_dir: Path) -> Iterator[list[GatewayProcess]]:
     shared = stack_dir / f"replicas-{uuid.uuid4().hex[:6]}"
-    env = {"CHUNGUS_REDIS_URL": REDIS,
+    env = {"CHUNGUS_REDIS_URL": REDIS, "CHUNGUS_REDIS_PREFIX": f"chungus-e2e:{shared.name}:",
            "CHUNGUS_DATABASE_URL": f"sqlite+aiosqlite:///{shared / 'keys.db'}"}
     procs = [GatewayProcess(triton.grpc_url, stack_dir / "registry.toml", shared / f"gw{i}", env=env)
              for i in range(2)]

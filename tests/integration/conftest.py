@@ -1,5 +1,6 @@
 """Real databases and Redis for the security tests: SQLite files, a fresh PostgreSQL database per
-run on 127.0.0.1:5432, and a unique key prefix in Redis on 127.0.0.1:6379."""
+test on 127.0.0.1:5432, a unique key prefix in Redis on 127.0.0.1:6379 (deleted afterwards), and
+a private redis-server that tests may stop and start."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from gateway.registry import ModelEntry, Registry
+from tests.integration.keys_support import PrivateRedis
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -43,3 +47,40 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
     else:
         yield request.getfixturevalue("pg_url")
+
+
+def _delete_prefix(prefix: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        return int(client.delete(*keys)) if keys else 0
+    finally:
+        client.close()
+
+
+@pytest.fixture()
+def redis_prefix() -> Iterator[str]:
+    """A key prefix no other run uses; its keys are deleted after the test."""
+    prefix = f"chungus-test:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    _delete_prefix(prefix)
+
+
+@pytest.fixture()
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of our own on a free port, so a test can take it down."""
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def chat_registry(tmp_path: Path) -> Registry:
+    (tmp_path / "t.jinja").write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    return Registry(models=(
+        ModelEntry(id="chat-a", triton_model="chat_a", chat_template="t.jinja"),
+        ModelEntry(id="chat-b", triton_model="chat_b", chat_template="t.jinja"),
+    ), base_dir=str(tmp_path))
