@@ -1,7 +1,7 @@
-"""The image path: preprocessing time per 1024x768 JPEG, images/s through the gateway, and gateway
-memory while 32 image requests are in flight.
+"""The image path: preprocessing time per 1024x768 JPEG, images/s in the gateway's image service and
+end to end, and gateway memory while 32 image requests are in flight.
 
-Run: ``.venv/bin/python -m bench.bench_images [--requests 64]``
+Run: ``.venv/bin/python -m bench.bench_images [--requests 64] [--repeats 3]``
 """
 
 from __future__ import annotations
@@ -13,30 +13,55 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from build_engines.progress import Progress
 from build_engines.vision import build_vision
 from gateway.backends.triton.server import TritonServer, free_port
+from gateway.multimodal import ImageService
 from gateway.multimodal.decode import decode_image
 from gateway.multimodal.preprocess import pixel_values
-from gateway.registry import load_registry
+from gateway.registry import ImageProcessorConfig, ModelEntry, load_registry
+from gateway.settings import Settings
 from tests.images import data_uri, image_server, make_image
 from tests.support import GatewayProcess
 
+LLAVA_15 = ImageProcessorConfig()  # CLIP ViT-L/14-336: short side 336, crop 336x336
 
-def preprocessing_ms(jpeg: bytes, cfg, runs: int = 50) -> dict[str, float]:  # type: ignore[no-untyped-def]
+
+def preprocessing_ms(jpeg: bytes, cfg: ImageProcessorConfig, runs: int = 30) -> dict[str, float]:
+    """Median decode and decode+preprocess times for one image, one thread."""
     decode, total = [], []
     for _ in range(runs):
         start = time.perf_counter()
         image = decode_image(jpeg, 10**8, "x")
         mid = time.perf_counter()
-        pixel_values(image, cfg)
-        end = time.perf_counter()
+        pixel_values(image, cfg).astype("float16")
         decode.append((mid - start) * 1000)
-        total.append((end - start) * 1000)
-    return {"decode_ms": statistics.median(decode), "decode_and_preprocess_ms": statistics.median(total)}
+        total.append((time.perf_counter() - start) * 1000)
+    return {"decode_ms": round(statistics.median(decode), 2),
+            "decode_and_preprocess_ms": round(statistics.median(total), 2)}
+
+
+async def service_rate(url: str, entry: ModelEntry, n: int, concurrency: int = 32) -> dict[str, float]:
+    """Images/s and CPU ms per image of ImageService.resolve alone (no model), 32 at a time."""
+    service = ImageService(Settings(image_allow_http=True, image_allowed_hosts=("127.0.0.1",)))
+    todo = list(range(n))
+
+    async def worker() -> None:
+        while todo:
+            todo.pop()
+            await service.resolve([(url, "x")], entry)
+
+    try:
+        cpu, start = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    finally:
+        await service.aclose()
+    return {"images_per_s": round(n / wall, 1), "cpu_ms_per_image": round(cpu / n * 1000, 2)}
 
 
 def _rss_kib(pid: int) -> int:
@@ -46,15 +71,14 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-async def through_gateway(gw: GatewayProcess, url: str, requests: int, concurrency: int) -> dict:
+async def through_gateway(gw: GatewayProcess, content: Any, requests: int,
+                          concurrency: int) -> dict[str, float]:
+    """Requests/s through the gateway with ``concurrency`` in flight, and the gateway's RSS."""
     body = {"model": "tiny-llava-random", "max_tokens": 1,
-            "messages": [{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": url}},
-                {"type": "text", "text": "Describe."}]}]}
+            "messages": [{"role": "user", "content": content}]}
     headers = {"Authorization": f"Bearer {gw.admin_key}"}
-    peak = 0
-    todo = list(range(requests))
-
+    pid = gw.process.pid  # type: ignore[union-attr]
+    peak, todo = 0, list(range(requests))
     async with aiohttp.ClientSession() as http:
         async def worker() -> None:
             while todo:
@@ -67,27 +91,32 @@ async def through_gateway(gw: GatewayProcess, url: str, requests: int, concurren
         async def sample() -> None:
             nonlocal peak
             while todo:
-                peak = max(peak, _rss_kib(gw.process.pid))  # type: ignore[union-attr]
+                peak = max(peak, _rss_kib(pid))
                 await asyncio.sleep(0.02)
 
-        idle = _rss_kib(gw.process.pid)  # type: ignore[union-attr]
-        start = time.perf_counter()
+        idle, start = _rss_kib(pid), time.perf_counter()
         await asyncio.gather(sample(), *(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - start
-    return {"images_per_s": requests / wall, "gateway_rss_idle_mib": idle / 1024,
-            "gateway_rss_peak_mib": peak / 1024}
+    return {"per_s": requests / wall, "rss_idle_mib": idle / 1024, "rss_peak_mib": peak / 1024}
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(statistics.median(r[k] for r in runs), 1) for k in runs[0]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     jpeg = make_image("JPEG", (1024, 768))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         build_vision(out, progress=Progress(quiet=True))
-        cfg = load_registry(out / "registry.toml").get("tiny-llava-random").image_processor  # type: ignore[union-attr]
-        print(json.dumps({"jpeg_1024x768": preprocessing_ms(jpeg, cfg)}), flush=True)
+        entry = load_registry(out / "registry.toml").get("tiny-llava-random")
+        assert entry is not None and entry.image_processor is not None
+        print(json.dumps({"jpeg_1024x768_tiny_64px": preprocessing_ms(jpeg, entry.image_processor),
+                          "jpeg_1024x768_llava15_336px": preprocessing_ms(jpeg, LLAVA_15)}), flush=True)
         triton = TritonServer(out / "model_repository", out / "triton", http_port=free_port(),
                               grpc_port=free_port(), metrics_port=free_port())
         triton.start()
@@ -96,10 +125,18 @@ def main() -> None:
         gw = GatewayProcess(triton.grpc_url, out / "registry.toml", out / "gw", env=env)
         try:
             gw.start()
-            with image_server() as base:
-                for name, url in (("url", base + "/cat.jpg"), ("base64", data_uri(jpeg, "image/jpeg"))):
-                    result = asyncio.run(through_gateway(gw, url, args.requests, 32))
-                    print(json.dumps({f"{name}_1024x768_jpeg_32_in_flight": result}), flush=True)
+            with image_server() as server:
+                sources = {"url": server.base + "/cat.jpg", "base64": data_uri(jpeg, "image/jpeg")}
+                for name, url in sources.items():
+                    rate = asyncio.run(service_rate(url, entry, args.requests))
+                    print(json.dumps({f"image_service_{name}_32_in_flight": rate}), flush=True)
+                cases = {"text_only": "Describe.", **{
+                    name: [{"type": "image_url", "image_url": {"url": url}},
+                           {"type": "text", "text": "Describe."}] for name, url in sources.items()}}
+                for name, content in cases.items():
+                    runs = [asyncio.run(through_gateway(gw, content, args.requests, 32))
+                            for _ in range(args.repeats)]
+                    print(json.dumps({f"gateway_{name}_32_in_flight": _median(runs)}), flush=True)
         finally:
             gw.stop()
             triton.stop()

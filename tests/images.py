@@ -1,24 +1,31 @@
-"""Test images made on the fly, and a loopback HTTP server that serves them (and misbehaves)."""
+"""Test images made on the fly, and loopback HTTP(S) servers that serve them (and misbehave)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import io
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from PIL import Image
 
 
 def make_image(fmt: str = "PNG", size: tuple[int, int] = (96, 72),
-               color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+               color: tuple[int, int, int] = (200, 30, 30), mode: str = "RGB") -> bytes:
+    """An encoded image with a little structure (a diagonal line)."""
     image = Image.new("RGB", size, color)
     for x in range(size[0] // 2):  # some structure, so preprocessing has something to do
         image.putpixel((x, x * size[1] // size[0]), (10, 200, 10))
+    if mode != "RGB":
+        image = image.convert(mode)
     buf = io.BytesIO()
     image.save(buf, format=fmt)
     return buf.getvalue()
@@ -28,13 +35,49 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+@dataclass
+class ImageServer:
+    """A running server: its base URL and the paths it was asked for, in order."""
+
+    base: str
+    port: int
+    hits: list[str] = field(default_factory=list)
+
+
+def _routes(png: bytes) -> dict[str, tuple[int, dict[str, str], bytes]]:
+    return {
+        "/cat.png": (200, {"Content-Type": "image/png"}, png),
+        "/cat.jpg": (200, {"Content-Type": "image/jpeg"}, make_image("JPEG", (1024, 768))),
+        "/mislabelled.png": (200, {"Content-Type": "image/png"}, make_image("WEBP")),
+        "/text": (200, {"Content-Type": "image/png"}, b"this is not an image"),
+        "/big": (200, {"Content-Type": "image/png"}, png + b"\0" * (3 * 1024 * 1024)),
+        "/to-metadata": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
+        "/to-private": (302, {"Location": "http://10.1.2.3/x.png"}, b""),
+        "/to-localhost": (302, {"Location": "http://localhost/x.png"}, b""),
+        "/to-mapped": (307, {"Location": "http://[::ffff:127.0.0.1]/x.png"}, b""),
+        "/to-file": (302, {"Location": "file:///etc/passwd"}, b""),
+        "/to-cat": (302, {"Location": "/cat.png"}, b""),
+        "/loop": (302, {"Location": "/loop"}, b""),
+        "/slow": (200, {"Content-Type": "image/png"}, png),
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+    hits: list[str] = []
+    redirects: dict[str, str] = {}
 
     def do_GET(self) -> None:  # noqa: N802
+        self.hits.append(self.path)
         if self.path == "/slow":
             time.sleep(10)
-        status, headers, body = self.routes.get(self.path, (404, {}, b"missing"))
+        if self.path in ("/endless", "/drip"):
+            return self._stream(chunk=b"\0" * (64 * 1024 if self.path == "/endless" else 1),
+                                pause=0.0 if self.path == "/endless" else 0.2)
+        if self.path in self.redirects:
+            status, headers, body = 302, {"Location": self.redirects[self.path]}, b""
+        else:
+            status, headers, body = self.routes.get(self.path, (404, {}, b"missing"))
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -43,33 +86,73 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)
 
+    def _stream(self, chunk: bytes, pause: float) -> None:
+        """No Content-Length: bytes until the client hangs up (caps must hold while reading)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+            for _ in range(100_000):
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                time.sleep(pause)
+
     def log_message(self, *args: object) -> None:
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # failed TLS handshakes are part of the tests
+
+
 @contextmanager
-def image_server() -> Iterator[str]:
-    """Serve /cat.png, /cat.jpg, /text, /big, /slow and redirects on 127.0.0.1; yields the base URL."""
-    png = make_image("PNG")
-    routes = {
-        "/cat.png": (200, {"Content-Type": "image/png"}, png),
-        "/cat.jpg": (200, {"Content-Type": "image/jpeg"}, make_image("JPEG", (1024, 768))),
-        "/mislabelled.png": (200, {"Content-Type": "image/png"}, make_image("WEBP")),
-        "/text": (200, {"Content-Type": "image/png"}, b"this is not an image"),
-        "/big": (200, {"Content-Type": "image/png"}, png + b"\0" * (3 * 1024 * 1024)),
-        "/to-metadata": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
-        "/to-private": (302, {"Location": "http://10.1.2.3/x.png"}, b""),
-        "/to-cat": (302, {"Location": "/cat.png"}, b""),
-        "/loop": (302, {"Location": "/loop"}, b""),
-        "/slow": (200, {"Content-Type": "image/png"}, png),
-    }
-    handler = type("Handler", (_Handler,), {"routes": routes})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+def image_server(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None,
+                 redirects: dict[str, str] | None = None) -> Iterator[ImageServer]:
+    """Serve test images (and redirects, slow and endless bodies) on ``host``, port chosen freely.
+
+    Args:
+        host: the loopback address to listen on (127.0.0.2 works for a "blocked" second server).
+        tls: a server-side context to serve HTTPS.
+        redirects: extra ``path -> Location`` redirects.
+    """
+    hits: list[str] = []
+    attrs = {"routes": _routes(make_image("PNG")), "hits": hits, "redirects": redirects or {}}
+    server = _Server((host, 0), type("Handler", (_Handler,), attrs))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    port = server.server_address[1]
+    scheme = "https" if tls else "http"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield ImageServer(f"{scheme}://{host}:{port}", port, hits)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def make_certificates(folder: Path, names: tuple[str, ...]) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a leaf certificate for ``names`` (DNS SANs), made with openssl.
+
+    Returns:
+        (CA certificate, leaf certificate, leaf key) paths.
+    """
+    ca_key, ca, key, csr, cert = (folder / n for n in ("ca.key", "ca.pem", "leaf.key",
+                                                       "leaf.csr", "leaf.pem"))
+    ext = folder / "leaf.ext"
+    ext.write_text("subjectAltName=" + ",".join(f"DNS:{n}" for n in names) + "\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+        "-days", "2", "-subj", "/CN=chungus test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", f"/CN={names[0]}")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    return ca, cert, key

@@ -12,6 +12,17 @@ from gateway.errors import InvalidRequestError
 FORMATS = ("JPEG", "PNG", "WEBP")
 
 
+def sniff_format(data: bytes) -> str | None:
+    """The format the leading bytes say (JPEG, PNG, WEBP), whatever the sender claimed."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
 def _rgb(image: Image.Image) -> Image.Image:
     """RGB the way Hugging Face's ``convert_to_rgb`` does it: transparency onto white."""
     if "A" in image.getbands() or image.info.get("transparency") is not None:
@@ -37,11 +48,15 @@ def decode_image(data: bytes, max_pixels: int, param: str) -> Image.Image:
         InvalidRequestError: ``unsupported_image_format`` (not JPEG, PNG or WebP),
             ``image_too_large`` (too many pixels), ``invalid_image`` (corrupt or truncated).
     """
-    try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except UnidentifiedImageError as exc:
+    fmt = sniff_format(data)
+    if fmt is None:
         raise InvalidRequestError("Unsupported or unrecognised image format: use jpeg, png or "
-                                  "webp", param=param, code="unsupported_image_format") from exc
+                                  "webp", param=param, code="unsupported_image_format")
+    try:
+        image = Image.open(io.BytesIO(data), formats=(fmt,))
+    except UnidentifiedImageError as exc:  # the right magic bytes, then nonsense
+        raise InvalidRequestError(f"Image data is corrupt ({fmt} header unreadable)",
+                                  param=param, code="invalid_image") from exc
     except Image.DecompressionBombError as exc:
         raise InvalidRequestError("Image has too many pixels", param=param,
                                   code="image_too_large") from exc

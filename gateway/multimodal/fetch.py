@@ -62,7 +62,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
             self.policy.check_address(host, ip, None)  # type: ignore[arg-type]
         return found  # type: ignore[return-value]
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
                           local_address: str | None = None,
                           socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                           ) -> httpcore.AsyncNetworkStream:
@@ -76,7 +76,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
                 error = exc
         raise error or _Unreachable(host)
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,  # noqa: ASYNC109
                                   socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                                   ) -> httpcore.AsyncNetworkStream:
         raise httpcore.ConnectError("unix sockets are never used for images")

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway.errors import InvalidRequestError
 from gateway.multimodal.datauri import check_data_uri, decode_data_uri
@@ -44,7 +45,8 @@ class ImageService:
         """Close the fetcher's connections."""
         await self.fetcher.aclose()
 
-    async def resolve(self, refs: Sequence[tuple[str, str]], entry: ModelEntry) -> np.ndarray:
+    async def resolve(self, refs: Sequence[tuple[str, str]],
+                      entry: ModelEntry) -> npt.NDArray[np.float16]:
         """FP16 ``[n, 3, H, W]`` pixel values for the images at ``refs``.
 
         Args:
@@ -74,17 +76,19 @@ class ImageService:
         tasks = [asyncio.create_task(self._one(url, param, cfg)) for url, param in refs]
         try:
             arrays = await asyncio.gather(*tasks)
-        finally:
+        except BaseException:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # retrieve, don't leak
+            raise
         return np.stack(arrays).astype(np.float16)
 
-    async def _one(self, url: str, param: str, cfg: ImageProcessorConfig) -> np.ndarray:
+    async def _one(self, url: str, param: str, cfg: ImageProcessorConfig) -> npt.NDArray[np.float32]:
         data: str | bytes = url if url[:5].lower() == "data:" else await self.fetcher.fetch(url, param)
         async with self.decode_slots:
             return await asyncio.to_thread(self._pixels, data, param, cfg)
 
-    def _pixels(self, data: str | bytes, param: str, cfg: ImageProcessorConfig) -> np.ndarray:
+    def _pixels(self, data: str | bytes, param: str, cfg: ImageProcessorConfig) -> npt.NDArray[np.float32]:
         if isinstance(data, str):
             data = decode_data_uri(data, self.max_bytes, param)
         return pixel_values(decode_image(data, self.max_pixels, param), cfg)

@@ -155,12 +155,13 @@ class UrlPolicy:
         port = parsed.port or (443 if scheme == "https" else 80)
         if not host or parsed.userinfo or not 0 < port < 65536:
             raise _invalid("Image URLs need a host, a valid port and no credentials", param)
-        self._check_host(host, parse_ip_host(host), param)
         ip = parse_ip_host(host)
+        self._check_host(host, ip, param)
         default = port == (443 if scheme == "https" else 80)
-        shown = f"[{ip}]" if isinstance(ip, ipaddress.IPv6Address) else host
+        host = str(ip) if ip is not None else host  # canonical: 0x7f.1 is 127.0.0.1
+        shown = f"[{host}]" if isinstance(ip, ipaddress.IPv6Address) else host
         authority = (shown if default else f"{shown}:{port}").encode("ascii")
-        return Target(scheme, str(ip) if ip is not None else host, port, parsed.raw_path, authority)
+        return Target(scheme, host, port, parsed.raw_path, authority)
 
     def _refuse_unparsed(self, url: str, param: str | None) -> None:
         """Name the reason when a URL the fetcher cannot parse points at a blocked address."""

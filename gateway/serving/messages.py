@@ -54,6 +54,7 @@ def _flatten_parts(parts: list[TextPart | ImagePart], entry: ModelEntry, where: 
     if not parts:
         raise _invalid(f"{where}.content must not be an empty array", f"{where}.content")
     pieces: list[str] = []
+    first_ref = len(refs)  # refs holds earlier messages' images too
     for j, part in enumerate(parts):
         if isinstance(part, TextPart):
             pieces.append(part.text)
@@ -65,4 +66,6 @@ def _flatten_parts(parts: list[TextPart | ImagePart], entry: ModelEntry, where: 
                 param=param, code="invalid_model_type")
         pieces.append(entry.image_token * entry.image_token_repeat)
         refs.append((part.image_url.url, param))
-    return "".join(pieces) if refs else "\n".join(pieces) if len(pieces) > 1 else pieces[0]
+    if len(refs) > first_ref:
+        return "".join(pieces)
+    return "\n".join(pieces) if len(pieces) > 1 else pieces[0]

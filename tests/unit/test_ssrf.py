@@ -29,6 +29,11 @@ BLOCKED = [
     "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x.png",  # Teredo for 127.0.0.1
     "https://localhost/x.png", "https://LOCALHOST./x.png", "https://foo.localhost/x.png",
     "https://metadata.google.internal/computeMetadata/v1/", "https://metadata/x.png",
+    "https://127.0.0.1./x.png", "https://localhost\u3002/x.png", "https://0x7f.0x0.0x0.0x1/x.png",
+    "https://127.000.000.001/x.png", "https://[0:0:0:0:0:ffff:127.0.0.1]/x.png",
+    "https://[::ffff:a9fe:a9fe]/x.png", "https://[fd00:ec2::23]/x.png", "https://[3fff::1]/x.png",
+    "https://[64:ff9b:1::a00:1]/x.png", "https://instance-data/x.png", "https://db.internal/x",
+    "https://printer.local/x.png",
 ]
 ALLOWED = [
     "https://8.8.8.8/x.png", "https://1.1.1.1/x.png", "https://93.184.215.14/x.png",
@@ -38,7 +43,9 @@ ALLOWED = [
 ]
 BAD_SCHEMES = ["http://8.8.8.8/x.png", "file:///etc/passwd", "ftp://8.8.8.8/x", "gopher://x/",
                "javascript:alert(1)", "https://user:pw@8.8.8.8/x.png", "https:///x.png",
-               "https://8.8.8.8:99999/x.png"]
+               "https://8.8.8.8:99999/x.png", "https://127.0.0.1:443@8.8.8.8/x.png",
+               "https://8.8.8.8\\@127.0.0.1/x.png",  # parsers disagree on the host: refused
+               "data:image/png;base64,AAAA", "//8.8.8.8/x.png", "https://[::1/x.png"]
 
 
 @pytest.mark.parametrize("url", BLOCKED)
@@ -50,8 +57,8 @@ def test_blocked(url: str) -> None:
 
 @pytest.mark.parametrize("url", ALLOWED)
 def test_allowed(url: str) -> None:
-    scheme, host, port = UrlPolicy().check_url(url, P)
-    assert scheme == "https" and host and port in (443, 8443)
+    target = UrlPolicy().check_url(url, P)
+    assert target.scheme == "https" and target.host and target.port in (443, 8443)
 
 
 @pytest.mark.parametrize("url", BAD_SCHEMES)
@@ -59,6 +66,17 @@ def test_bad_urls(url: str) -> None:
     with pytest.raises(BlockedURL) as info:
         UrlPolicy().check_url(url, P)
     assert info.value.code == "invalid_image_url"
+
+
+def test_the_checked_host_is_the_fetched_host() -> None:
+    target = UrlPolicy().check_url("https://B\u00fccher.Example./a b?q=1", P)
+    assert (target.host, target.port, target.target) == ("xn--bcher-kva.example", 443,
+                                                         b"/a%20b?q=1")
+    assert target.authority == b"xn--bcher-kva.example"
+    target = UrlPolicy(allowed_hosts=("0.0.0.0/0",)).check_url("https://0x7f.1:8443/", P)
+    assert (target.host, target.authority) == ("127.0.0.1", b"127.0.0.1:8443")
+    target = UrlPolicy().check_url("https://[2606:4700:4700::1111]/x", P)
+    assert (target.host, target.authority) == ("2606:4700:4700::1111", b"[2606:4700:4700::1111]")
 
 
 def test_table_is_big_enough() -> None:
@@ -78,10 +96,15 @@ def test_host_spellings(host: str, ip: str | None) -> None:
 def test_http_only_when_allowed_and_operator_lists() -> None:
     policy = UrlPolicy(allow_http=True, allowed_hosts=("10.0.0.0/8", "images.internal"),
                        denied_hosts=("evil.example", "8.8.4.4"))
-    assert policy.check_url("http://10.1.2.3/x.png", P)[1] == "10.1.2.3"
+    assert policy.check_url("http://10.1.2.3/x.png", P).host == "10.1.2.3"
     policy.check_address("images.internal", ipaddress.ip_address("192.168.0.5"), P)
     with pytest.raises(BlockedURL):
         policy.check_url("https://evil.example/x.png", P)
+    wild = UrlPolicy(allowed_hosts=("*.corp.example",), denied_hosts=("bad.corp.example",))
+    wild.check_address("img.corp.example", ipaddress.ip_address("10.0.0.1"), P)
+    for host in ("corp.example", "bad.corp.example", "img.corp.example.evil"):
+        with pytest.raises(BlockedURL):
+            wild.check_address(host, ipaddress.ip_address("10.0.0.1"), P)
     with pytest.raises(BlockedURL):
         policy.check_url("https://8.8.4.4/x.png", P)
     with pytest.raises(BlockedURL):  # a public name that resolves to a private address

@@ -1,9 +1,15 @@
 """Reference vision-chat model: a Hugging Face LLaVA-architecture model (CUDA when present, else CPU).
 
-Takes the rendered prompt (with the image token repeated where each image stood) and
-``image_input`` pixel values made by the gateway, and decodes token by token with a KV cache, so
-it can stream UTF-8-safe deltas, stop on stop strings and honour cancellation within a token.
+Inputs follow NVIDIA's ``tensorrt_llm_bls`` names: ``text_input`` (the rendered prompt, with the
+image token repeated where each image stood), ``max_tokens``, the optional sampling inputs, and
+``image_input``: FP16 ``[n_images, 3, H, W]`` pixel values made by the gateway. Decoding runs
+token by token with a KV cache, so it streams UTF-8-safe deltas, cuts stop strings and notices
+cancellation within one token. Outputs: ``text_output`` (deltas when ``stream`` is true, else the
+whole text once), ``num_input_tokens``, ``num_output_tokens`` and ``finish_reason`` ("stop" |
+"length") on the last response. A bad request gets an error response; the stub lives on.
 """
+
+from __future__ import annotations
 
 import json
 import os
@@ -19,36 +25,90 @@ _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
 
 class BadRequest(ValueError):
-    pass
+    """A request the model refuses; becomes a Triton error response."""
 
 
-def _get(request, name, default=None):
-    t = pb_utils.get_input_tensor_by_name(request, name)
-    if t is None:
+def _optional(request, name, default=None):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
         return default
-    a = t.as_numpy()
-    return a.reshape(-1)[0] if a.size else default
+    array = tensor.as_numpy()
+    if array.size == 0:
+        return default
+    return array.reshape(-1)[0]
+
+
+def _strings(request, name):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return []
+    out = []
+    for item in tensor.as_numpy().reshape(-1):
+        text = item.decode("utf-8") if isinstance(item, bytes) else str(item)
+        if text:
+            out.append(text)
+    return out
+
+
+class Detokenizer:
+    """Token ids -> text deltas that never change once sent (the prefix/read offset method:
+    re-decode a short window, release only text that is no longer a partial character)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.ids = []
+        self.prefix = 0
+        self.read = 0
+
+    def push(self, token):
+        self.ids.append(token)
+        decode = self.tokenizer.decode
+        before = decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
+        after = decode(self.ids[self.prefix:], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            return after[len(before):]
+        return ""
 
 
 class TritonPythonModel:
+    """One LLaVA model per instance; requests decode one at a time."""
+
     def initialize(self, args):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
-        from transformers import AutoTokenizer, LlavaForConditionalGeneration
+        from transformers import AutoTokenizer, GenerationConfig, LlavaForConditionalGeneration
 
-        params = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         path = params["hf_path"]
         if not os.path.isabs(path):
             path = os.path.join(args["model_repository"], path)
         self.torch = torch
+        torch.set_num_threads(int(params.get("n_threads", "2")))
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.max_images = int(params.get("max_images", "4"))
+        self.context_length = int(params.get("context_length", "2048"))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = LlavaForConditionalGeneration.from_pretrained(path).to(self.device).eval()
         self.dtype = next(self.model.parameters()).dtype
-        self.image_token_id = self.model.config.image_token_id
+        cfg = self.model.config
+        self.image_token_id = cfg.image_token_id
+        vision = cfg.vision_config
+        self.side = int(vision.image_size)
+        cls = 1 if "clip" in vision.model_type else 0
+        drop = 1 if cfg.vision_feature_select_strategy == "default" else 0
+        self.per_image = (self.side // int(vision.patch_size)) ** 2 + cls - drop
         self.eos = {self.tokenizer.eos_token_id}
-        pb_utils.Logger.log_info(f"llava_vision ready on {self.device}: {path}")
+        try:
+            eos = GenerationConfig.from_pretrained(path).eos_token_id
+            self.eos |= set(eos if isinstance(eos, list) else [eos]) - {None}
+        except OSError:
+            pass
+        self.logger = pb_utils.Logger
+        self.served = 0
+        self.cancelled = 0
+        self.logger.log_info(f"llava_vision ready on {self.device}: {path}, {self.per_image} tokens per image")
 
     def execute(self, requests):
         for request in requests:
@@ -57,97 +117,145 @@ class TritonPythonModel:
                 with self.torch.inference_mode():
                     self._generate(request, sender)
             except BadRequest as exc:
-                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"invalid request: {exc}")), flags=_FINAL)
-            except Exception as exc:  # keep the stub alive
-                pb_utils.Logger.log_error(f"llava_vision: {exc!r}")
-                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"internal model error: {type(exc).__name__}")), flags=_FINAL)
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))), flags=_FINAL)
+            except Exception as exc:  # keep the stub alive whatever one request does
+                self.logger.log_error(f"llava_vision: request failed: {exc!r}")
+                sender.send(
+                    pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(f"internal model error: {type(exc).__name__}")),
+                    flags=_FINAL,
+                )
         return None
 
-    def _inputs(self, request):
-        prompt = _get(request, "text_input")
-        max_tokens = _get(request, "max_tokens")
-        if prompt is None or max_tokens is None or int(max_tokens) < 1:
-            raise BadRequest("text_input and a positive max_tokens are required")
-        ids = self.tokenizer(prompt.decode("utf-8"), add_special_tokens=False, return_tensors="pt").input_ids
-        n_tokens = int((ids == self.image_token_id).sum())
-        pixels = pb_utils.get_input_tensor_by_name(request, "image_input")
-        images = None
-        if pixels is not None:
-            array = pixels.as_numpy()
-            array = array.reshape(-1, *array.shape[-3:])
-            if array.shape[0] > self.max_images:
-                raise BadRequest(f"at most {self.max_images} images")
-            images = self.torch.from_numpy(array.astype(np.float32)).to(self.device, self.dtype)
-        n_images = 0 if images is None else images.shape[0]
-        per_image = n_tokens // max(n_images, 1)
-        if (n_tokens and n_images == 0) or (n_images and n_tokens != per_image * n_images):
-            raise BadRequest(f"prompt has {n_tokens} image tokens for {n_images} images")
-        return ids.to(self.device), images, int(max_tokens)
+    def _read(self, request):
+        raw = _optional(request, "text_input")
+        if raw is None:
+            raise BadRequest("invalid request: text_input is required")
+        prompt = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else str(raw)
+        max_tokens = _optional(request, "max_tokens")
+        if max_tokens is None or int(max_tokens) < 1:
+            raise BadRequest("invalid request: max_tokens must be a positive integer")
+        temperature = float(_optional(request, "temperature", 1.0))
+        top_p = float(_optional(request, "top_p", 1.0))
+        top_k = int(_optional(request, "top_k", 0))
+        if not temperature >= 0 or not 0 < top_p <= 1 or top_k < 0:
+            raise BadRequest("invalid request: temperature must be >= 0, top_p in (0, 1], top_k >= 0")
+        seed = _optional(request, "seed", _optional(request, "random_seed"))
+        return {
+            "prompt": prompt,
+            "max_tokens": int(max_tokens),
+            "stream": bool(_optional(request, "stream", False)),
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "seed": int(seed) & 0xFFFFFFFFFFFFFFFF if seed is not None else int.from_bytes(os.urandom(8), "little"),
+            "stop": _strings(request, "stop_words"),
+            "exclude_input": bool(_optional(request, "exclude_input_in_output", True)),
+            "frequency_penalty": float(_optional(request, "frequency_penalty", 0.0)),
+            "presence_penalty": float(_optional(request, "presence_penalty", 0.0)),
+            "repetition_penalty": float(_optional(request, "repetition_penalty", 1.0)),
+            "return_counts": bool(_optional(request, "return_num_input_tokens", True))
+            and bool(_optional(request, "return_num_output_tokens", True)),
+            "images": self._images(request),
+        }
 
-    def _sample(self, logits, temperature, top_k, top_p, generator):
+    def _images(self, request):
+        tensor = pb_utils.get_input_tensor_by_name(request, "image_input")
+        if tensor is None:
+            return None
+        array = tensor.as_numpy()
+        if array.ndim < 3 or array.shape[-3:] != (3, self.side, self.side):
+            raise BadRequest(f"invalid request: image_input must be [n, 3, {self.side}, {self.side}], "
+                             f"got {list(array.shape)}")
+        array = array.reshape(-1, 3, self.side, self.side)
+        if not 0 < array.shape[0] <= self.max_images:
+            raise BadRequest(f"invalid request: 1 to {self.max_images} images per request, got {array.shape[0]}")
+        if not np.isfinite(array).all():
+            raise BadRequest("invalid request: image_input has NaN or infinite values")
+        return self.torch.from_numpy(array.astype(np.float32)).to(self.device, self.dtype)
+
+    def _prompt_ids(self, p):
+        ids = self.tokenizer(p["prompt"], add_special_tokens=False, return_tensors="pt").input_ids
+        n_tokens = int((ids == self.image_token_id).sum())
+        n_images = 0 if p["images"] is None else p["images"].shape[0]
+        if n_tokens != n_images * self.per_image:
+            raise BadRequest(f"invalid request: the prompt has {n_tokens} image tokens; {n_images} images "
+                             f"need {n_images * self.per_image} ({self.per_image} each)")
+        if ids.shape[1] >= self.context_length:
+            raise BadRequest(f"invalid request: prompt has {ids.shape[1]} tokens; "
+                             f"the context window is {self.context_length}")
+        return ids.to(self.device)
+
+    def _sample(self, logits, p, generated, generator):
         torch = self.torch
-        if temperature <= 0:
+        logits = logits.float()
+        if generated and (p["repetition_penalty"] != 1.0 or p["frequency_penalty"] or p["presence_penalty"]):
+            seen = torch.tensor(generated, device=logits.device)
+            counts = torch.bincount(seen, minlength=logits.numel()).to(logits.dtype)
+            if p["repetition_penalty"] != 1.0:
+                hit = counts > 0
+                penalised = torch.where(logits > 0, logits / p["repetition_penalty"], logits * p["repetition_penalty"])
+                logits = torch.where(hit, penalised, logits)
+            logits = logits - p["frequency_penalty"] * counts - p["presence_penalty"] * (counts > 0).to(logits.dtype)
+        if p["temperature"] == 0:
             return int(torch.argmax(logits))
-        logits = logits.float() / temperature
-        if top_k > 0:
-            kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
-            logits[logits < kth] = -float("inf")
+        logits = logits / p["temperature"]
+        if p["top_k"] > 0:
+            kth = torch.topk(logits, min(p["top_k"], logits.numel())).values[-1]
+            logits = logits.masked_fill(logits < kth, -float("inf"))
         probs = torch.softmax(logits, dim=-1)
-        if top_p < 1.0:
+        if p["top_p"] < 1.0:
             sorted_probs, order = torch.sort(probs, descending=True)
-            keep = torch.cumsum(sorted_probs, 0) - sorted_probs < top_p
-            mask = torch.zeros_like(probs, dtype=torch.bool)
-            mask[order[keep]] = True
-            probs = torch.where(mask, probs, torch.zeros_like(probs))
+            drop = torch.cumsum(sorted_probs, 0) - sorted_probs >= p["top_p"]
+            probs = probs.index_fill(0, order[drop], 0.0)
             probs = probs / probs.sum()
         return int(torch.multinomial(probs.cpu(), 1, generator=generator))
 
     def _generate(self, request, sender):
-        ids, images, max_tokens = self._inputs(request)
-        stream_mode = bool(_get(request, "stream", False))
-        temperature = float(_get(request, "temperature", 1.0))
-        top_k, top_p = int(_get(request, "top_k", 0)), float(_get(request, "top_p", 1.0))
-        seed = _get(request, "seed")
-        generator = self.torch.Generator().manual_seed(int(seed) if seed is not None else int.from_bytes(os.urandom(4), "little"))
-        stops = [x.decode() for x in (pb_utils.get_input_tensor_by_name(request, "stop_words").as_numpy().reshape(-1)
-                                      if pb_utils.get_input_tensor_by_name(request, "stop_words") is not None else []) if x]
-        text = TextStream(stops)
-        out = self.model(input_ids=ids, pixel_values=images, use_cache=True)
-        past, produced, finish, generated, sent_text, parts = out.past_key_values, 0, "length", [], "", []
-        logits = out.logits[0, -1]
-        while produced < max_tokens:
+        p = self._read(request)
+        ids = self._prompt_ids(p)
+        max_tokens = min(p["max_tokens"], self.context_length - ids.shape[1])
+        generator = self.torch.Generator().manual_seed(p["seed"])
+        stream, detok = TextStream(p["stop"]), Detokenizer(self.tokenizer)
+        first, parts, generated, finish = "" if p["exclude_input"] else p["prompt"], [], [], "length"
+        out = self.model(input_ids=ids, pixel_values=p["images"], use_cache=True)
+        while len(generated) < max_tokens:
             if request.is_cancelled():
-                pb_utils.Logger.log_info(f"llava_vision: request cancelled after {produced} tokens")
+                self.cancelled += 1
+                self.logger.log_info(f"llava_vision: request cancelled after {len(generated)} tokens "
+                                     f"(cancelled total {self.cancelled})")
                 sender.send(flags=_FINAL)
                 return
-            token = self._sample(logits, temperature, top_k, top_p, generator)
+            token = self._sample(out.logits[0, -1], p, generated, generator)
             if token in self.eos:
                 finish = "stop"
                 break
-            produced += 1
             generated.append(token)
-            decoded = self.tokenizer.decode(generated, skip_special_tokens=True)
-            if decoded.endswith("\ufffd"):
-                decoded = decoded[:-1]
-            piece = text.push(decoded[len(sent_text):].encode("utf-8"))
-            sent_text = decoded if len(decoded) > len(sent_text) else sent_text
-            if stream_mode and piece:
-                sender.send(self._response(piece))
-            parts.append(piece)
-            if text.stopped:
+            piece = stream.push(detok.push(token).encode("utf-8"))
+            if p["stream"] and (piece or first):
+                sender.send(self._response(first + piece))
+                first = ""
+            elif not p["stream"]:
+                parts.append(piece)
+            if stream.stopped:
                 finish = "stop"
                 break
-            out = self.model(input_ids=self.torch.tensor([[token]], device=self.device), past_key_values=past, use_cache=True)
-            past, logits = out.past_key_values, out.logits[0, -1]
-        tail = text.flush()
-        body = tail if stream_mode else "".join(parts) + tail
-        sender.send(self._response(body, ids.shape[1], produced, finish), flags=_FINAL)
+            step = self.torch.tensor([[token]], device=self.device)
+            out = self.model(input_ids=step, past_key_values=out.past_key_values, use_cache=True)
+        self.served += 1
+        text = first + "".join(parts) + stream.flush()
+        n_in = ids.shape[1] if p["return_counts"] else None
+        sender.send(self._response(text, n_in, len(generated), finish), flags=_FINAL)
 
     @staticmethod
     def _response(text, n_in=None, n_out=None, finish=None):
         tensors = [pb_utils.Tensor("text_output", np.array([[text.encode("utf-8")]], dtype=np.object_))]
         if n_in is not None:
-            tensors += [pb_utils.Tensor("num_input_tokens", np.array([[n_in]], dtype=np.int32)),
-                        pb_utils.Tensor("num_output_tokens", np.array([[n_out]], dtype=np.int32)),
-                        pb_utils.Tensor("finish_reason", np.array([[finish.encode()]], dtype=np.object_))]
+            tensors.append(pb_utils.Tensor("num_input_tokens", np.array([[n_in]], dtype=np.int32)))
+            tensors.append(pb_utils.Tensor("num_output_tokens", np.array([[n_out]], dtype=np.int32)))
+        if finish is not None:
+            tensors.append(pb_utils.Tensor("finish_reason", np.array([[finish.encode()]], dtype=np.object_)))
         return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    def finalize(self):
+        self.logger.log_info(f"llava_vision: served {self.served}, cancelled {self.cancelled}")
