@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
-# GPU check (a few minutes on one H100/H200 with PyTorch preinstalled, no internet):
-# Triton from the nvidia-pytriton wheel with our Python-backend models, the embedding model on
-# CUDA, the gateway in front; prints sentences/s, tokens/s and TTFT. Needs the project's Python
-# packages installed (pip install -e '.[cpu,test]' from carried wheels where there is no index).
+# GPU check on a node with PyTorch and no internet (about 3 minutes on one H100/H200): our
+# Python-backend chat model on CUDA behind the nvidia-pytriton Triton binary and the gateway;
+# prints and writes $OUT/gpu_check.json (TTFT, tokens/s: direct, 1 stream, N streams, image).
+# Carry .whl/ (made by bench/gpu_wheels.sh where a package index is reachable): the wheels the
+# node lacks, numpy<2 and a trimmed nvidia-pytriton (pytriton-min.tar.xz).
+# They go into python3's own environment, not a --target folder: Triton's Python stub ignores
+# PYTHONPATH and crashes on numpy 2, so that environment's numpy must be 1.x. Use a throwaway node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-OUT=${OUT:-/tmp/chungus-gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-"$PY" - <<'PYEOF'
-import torch
-print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
-      torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
-PYEOF
-"$PY" -m build_engines stack --out "$OUT/stack"
-# The embedding model picks CUDA by itself when torch sees a GPU.
-"$PY" -m bench.bench_embeddings --sentences 4096 --clients 64 | tee "$OUT/embeddings.json"
-"$PY" -m bench.bench_llama --runs 3 --configs 1x8x8 | tee "$OUT/llama.json"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade .whl/*.whl
+  tar -xJf .whl/pytriton-min.tar.xz -C "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+exec python3 -m bench.gpu_check --out "${OUT:-/tmp/chungus-gpu}" "$@"

@@ -1,14 +1,13 @@
 """``python -m build_engines trtllm --config models.toml [--out var] [--dry-run]``.
 
-Plans every step (commands to run, files to write, NVIDIA model code to copy from the container),
-prints it with ``--dry-run``, else runs it with a progress display. Run inside
-``nvcr.io/nvidia/tritonserver:<yy.mm>-trtllm-python-py3`` (see docs/gpu.md).
+Plans every step (commands to run, files to write, NVIDIA model code to copy from the
+TensorRT-LLM checkout), prints it with ``--dry-run``, else runs it with a progress display.
+Run inside ``nvcr.io/nvidia/tritonserver:<yy.mm>-trtllm-python-py3`` (see docs/gpu.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import shutil
 import subprocess
@@ -17,9 +16,10 @@ from pathlib import Path
 
 from build_engines.cpu import triton_name
 from build_engines.progress import Progress
-from build_engines.trtllm import commands, repository, specs
+from build_engines.trtllm import commands, repository
 from build_engines.trtllm.config import BuildFile, TrtllmModel, load
-from gateway.registry import ModelEntry, upsert_entry
+from build_engines.trtllm.entry import registry_entry
+from gateway.registry import upsert_entry
 
 
 @dataclass(frozen=True)
@@ -35,95 +35,64 @@ class Write:
 
 @dataclass(frozen=True)
 class Copy:
-    source: str  # inside the container
+    source: str  # a folder of the TensorRT-LLM checkout
     target: Path
 
 
 Step = Run | Write | Copy
 
 
-def _engine_steps(m: TrtllmModel, repo: Path, workdir: str) -> list[Step]:
-    steps: list[Step] = [Run(c) for c in commands.engine_commands(m, workdir)]
-    configs = [
-        ("preprocessing", repository.tokenizer_config("preprocessing", m, specs.PREPROCESSING_INPUTS,
-                                                      specs.PREPROCESSING_OUTPUTS)),
-        ("postprocessing", repository.tokenizer_config("postprocessing", m,
-                                                       specs.POSTPROCESSING_INPUTS,
-                                                       specs.POSTPROCESSING_OUTPUTS)),
-        ("tensorrt_llm", repository.core_config(m, commands.engine_dir(m, workdir))),
-        ("tensorrt_llm_bls", repository.bls_config(m)),
-    ]
-    if m.frontend == "ensemble":
-        configs.append(("ensemble", repository.ensemble_config(m)))
-    for name, config in configs:
-        steps.append(Write(repo / name / "config.pbtxt", repository.dump(config)))
-        if name == "ensemble":
+def _code_source(root: str, name: str) -> str:
+    """Where NVIDIA's Python code for a Triton model lives in the TensorRT-LLM checkout."""
+    models = commands.all_models(root)
+    if name == "multimodal_encoders":
+        return str(models / "multimodal" / "multimodal_encoders" / "1")
+    return str(models / "inflight_batcher_llm" / name / "1")
+
+
+def _engine_steps(m: TrtllmModel, repo: Path, build: BuildFile) -> list[Step]:
+    steps: list[Step] = [Run(c) for c in commands.engine_commands(m, build.workdir, build.trtllm_root)]
+    for name, text in repository.engine_configs(m, build.workdir).items():
+        steps.append(Write(repo / name / "config.pbtxt", text))
+        if name in ("tensorrt_llm", "ensemble"):  # C++ backend / ensemble: an empty version folder
             steps.append(Write(repo / name / "1" / ".keep", ""))
-        elif name == "tensorrt_llm":
-            steps.append(Write(repo / name / "1" / ".keep", ""))  # the C++ backend has no model.py
         else:
-            steps.append(Copy(f"{commands.ALL_MODELS}/inflight_batcher_llm/{name}/1", repo / name / "1"))
+            steps.append(Copy(_code_source(build.trtllm_root, name), repo / name / "1"))
     return steps
 
 
-def _llmapi_steps(m: TrtllmModel, repo: Path) -> list[Step]:
-    name = triton_name(m.id)
-    return [
-        Write(repo / name / "config.pbtxt", repository.dump(repository.llmapi_config(m))
-              .replace('name: "tensorrt_llm"', f'name: "{name}"')),
-        Copy(f"{commands.ALL_MODELS}/llmapi/tensorrt_llm/1", repo / name / "1"),
-        Write(repo / name / "1" / "model.yaml", repository.llmapi_yaml(m)),
-    ]
+def _llmapi_steps(m: TrtllmModel, repo: Path, build: BuildFile) -> list[Step]:
+    target = repo / triton_name(m.id)
+    source = str(commands.all_models(build.trtllm_root) / "llmapi" / "tensorrt_llm" / "1")
+    files = repository.llmapi_files(m)
+    return [Write(target / "config.pbtxt", files["config.pbtxt"]), Copy(source, target / "1"),
+            Write(target / "1" / "model.yaml", files["1/model.yaml"])]  # after the copy: ours wins
 
 
 def plan(build: BuildFile, out: Path) -> list[Step]:
     """Every step for every model, in order.
 
     Raises:
-        ValueError: more than one engine-path model (their Triton names are fixed).
+        ValueError: more than one engine-path model (their Triton names are fixed), or two
+            models with one id.
     """
     if sum(m.path == "engine" for m in build.models) > 1:
         raise ValueError("one engine-path model per build file and repository: NVIDIA's BLS and "
                          "ensemble refer to fixed model names; use separate --out folders")
+    if len({triton_name(m.id) for m in build.models}) != len(build.models):
+        raise ValueError("model ids must be unique (after mapping to Triton names)")
     repo = out / "model_repository"
     steps: list[Step] = []
     for m in build.models:
-        steps += _engine_steps(m, repo, build.workdir) if m.path == "engine" else _llmapi_steps(m, repo)
+        steps += (_engine_steps if m.path == "engine" else _llmapi_steps)(m, repo, build)
     return steps
 
 
-def registry_entry(m: TrtllmModel, out: Path) -> ModelEntry:
-    """The gateway's entry; copies the chat template and tokenizer from the HF folder."""
-    side = out / "models" / m.id
-    side.mkdir(parents=True, exist_ok=True)
-    hf = Path(m.hf_model)
-    tok_config = json.loads((hf / "tokenizer_config.json").read_text()) \
-        if (hf / "tokenizer_config.json").exists() else {}
-    template = tok_config.get("chat_template")
-    if (hf / "chat_template.jinja").exists():
-        template = (hf / "chat_template.jinja").read_text()
-    if isinstance(template, str):
-        (side / "chat_template.jinja").write_text(template)
-    if (hf / "tokenizer.json").exists():
-        shutil.copy(hf / "tokenizer.json", side / "tokenizer.json")
-
-    def token(key: str) -> str:
-        value = tok_config.get(key) or ""
-        return value.get("content", "") if isinstance(value, dict) else str(value)
-
-    engine = m.path == "engine"
-    return ModelEntry(
-        id=m.id, kind="chat", vision=m.vision,
-        triton_model=("tensorrt_llm_bls" if m.frontend == "bls" else "ensemble") if engine
-        else triton_name(m.id),
-        contract="bls" if engine else "llmapi",
-        text_mode="delta" if engine and m.frontend == "ensemble" else "cumulative",
-        chat_template=f"models/{m.id}/chat_template.jinja" if isinstance(template, str) else None,
-        tokenizer=f"models/{m.id}/tokenizer.json" if (hf / "tokenizer.json").exists() else None,
-        bos_token=token("bos_token"), eos_token=token("eos_token"),
-        default_max_tokens=min(m.default_max_tokens, m.max_seq_len - m.max_input_len),
-        max_tokens_limit=m.max_seq_len - 1, context_length=m.max_seq_len,
-        image_token_repeat=m.num_visual_features)
+def missing_sources(build: BuildFile, steps: list[Step]) -> list[str]:
+    """Scripts and model code the plan needs from the TensorRT-LLM checkout that are not there."""
+    needed = {s.source for s in steps if isinstance(s, Copy)}
+    needed |= {a for s in steps if isinstance(s, Run) for a in s.argv[1:2] if a.endswith(".py")}
+    return sorted(p for p in needed if not Path(p).exists())
 
 
 def describe(step: Step) -> str:
@@ -134,15 +103,25 @@ def describe(step: Step) -> str:
     return f"write: {step.path}"
 
 
-def execute(step: Step, progress: Progress) -> None:
-    with progress.step(describe(step)):
-        if isinstance(step, Run):
-            subprocess.run(step.argv, check=True)
-        elif isinstance(step, Copy):
-            shutil.copytree(step.source, step.target, dirs_exist_ok=True)
-        else:
-            step.path.parent.mkdir(parents=True, exist_ok=True)
-            step.path.write_text(step.text)
+def execute(step: Step) -> None:
+    if isinstance(step, Run):
+        subprocess.run(step.argv, check=True)
+    elif isinstance(step, Copy):
+        shutil.copytree(step.source, step.target, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        step.path.parent.mkdir(parents=True, exist_ok=True)
+        step.path.write_text(step.text)
+
+
+def _print_plan(build: BuildFile, steps: list[Step], out: Path) -> None:
+    for step in steps:
+        print(describe(step))
+        if isinstance(step, Write) and step.path.suffix in (".pbtxt", ".yaml"):
+            print("\n".join("       | " + line for line in step.text.splitlines()))
+    for m in build.models:
+        kind = f"{m.path}/{m.frontend}" if m.path == "engine" else m.path
+        print(f"registry: {m.id} ({kind}) -> {out / 'registry.toml'}, {out / 'models' / m.id}/")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -156,19 +135,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 def run(args: argparse.Namespace) -> int:
     build = load(args.config)
     steps = plan(build, args.out)
+    launch = shlex.join(commands.launch_command(str(args.out / "model_repository"), build.models,
+                                                build.trtllm_root))
     if args.dry_run:
-        for step in steps:
-            print(describe(step))
-            if isinstance(step, Write) and step.path.suffix in (".pbtxt", ".yaml"):
-                print("\n".join("       | " + line for line in step.text.splitlines()))
-        for m in build.models:
-            print(f"registry: {m.id} -> {args.out / 'registry.toml'}")
-            print("launch: " + shlex.join(commands.launch_command(str(args.out / "model_repository"), m)))
+        _print_plan(build, steps, args.out)
+        print("launch: " + launch)
         return 0
+    missing = missing_sources(build, steps)
+    if missing:
+        raise SystemExit("not found in trtllm_root (check out NVIDIA/TensorRT-LLM at the container's "
+                         "version, see docs/gpu.md):\n  " + "\n  ".join(missing))
     progress = Progress()
-    for step in steps:
-        execute(step, progress)
+    for i, step in enumerate(steps, 1):
+        with progress.step(f"({i}/{len(steps)}) {describe(step)}"):
+            execute(step)
     for m in build.models:
-        upsert_entry(args.out / "registry.toml", registry_entry(m, args.out))
-        print("launch: " + shlex.join(commands.launch_command(str(args.out / "model_repository"), m)))
+        with progress.step(f"registry entry {m.id}"):
+            upsert_entry(args.out / "registry.toml", registry_entry(m, args.out))
+    print("launch: " + launch)
     return 0

@@ -1,4 +1,9 @@
-"""The commands that turn an HF checkpoint into engines, inside NVIDIA's TRT-LLM container."""
+"""The commands that turn an HF checkpoint into engines and start Triton, inside NVIDIA's container.
+
+Scripts come from a checkout of NVIDIA/TensorRT-LLM at the tag of the container's TensorRT-LLM
+(``trtllm_root``): ``examples/`` converts and quantizes checkpoints, ``triton_backend/`` holds the
+Triton models' Python code and ``launch_triton_server.py``. ``trtllm-build`` is on the PATH.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,19 @@ from pathlib import PurePosixPath
 
 from build_engines.trtllm.config import TrtllmModel
 
-# Where the example scripts live in nvcr.io/nvidia/tritonserver:<yy.mm>-trtllm-python-py3.
-EXAMPLES = PurePosixPath("/app/tensorrt_llm/examples")
-ALL_MODELS = PurePosixPath("/app/all_models")
-
 _CONVERT = {"llama": "models/core/llama", "mistral": "models/core/llama",
             "qwen": "models/core/qwen", "gemma": "models/core/gemma"}
-_QFORMAT = {"fp8": "fp8", "int4_awq": "int4_awq", "int8_sq": "int8_sq"}
+_QUANTIZE = ("fp8", "int4_awq", "int8_sq", "int8_wo")  # via ModelOpt's quantize.py
+# Triton's CUDA memory pool on GPU 0 for the vision encoder's GPU tensors (NVIDIA's multimodal docs).
+MULTIMODAL_POOL_BYTES = 300_000_000
+
+
+def examples(root: str) -> PurePosixPath:
+    return PurePosixPath(root) / "examples"
+
+
+def all_models(root: str) -> PurePosixPath:
+    return PurePosixPath(root) / "triton_backend" / "all_models"
 
 
 def checkpoint_dir(m: TrtllmModel, workdir: str) -> str:
@@ -27,14 +38,15 @@ def vision_engine_dir(m: TrtllmModel, workdir: str) -> str:
     return f"{workdir}/{m.id}/vision_engine"
 
 
-def convert_command(m: TrtllmModel, workdir: str) -> list[str]:
-    """HF checkpoint -> TRT-LLM checkpoint: ModelOpt's quantize.py, or the model's converter."""
+def convert_command(m: TrtllmModel, workdir: str, root: str) -> list[str]:
+    """HF checkpoint -> TensorRT-LLM checkpoint: ModelOpt's quantize.py, or the model's converter."""
     out = checkpoint_dir(m, workdir)
     parallel = ["--tp_size", str(m.tp), "--pp_size", str(m.pp)]
-    if m.quantization in _QFORMAT:
-        cmd = ["python3", str(EXAMPLES / "quantization" / "quantize.py"), "--model_dir", m.hf_model,
-               "--dtype", m.dtype, "--qformat", _QFORMAT[m.quantization], "--output_dir", out,
-               "--calib_size", str(m.calib_size), *parallel]
+    if m.quantization in _QUANTIZE or m.kv_cache_dtype == "fp8":
+        qformat = m.quantization if m.quantization in _QUANTIZE else "full_prec"
+        cmd = ["python3", str(examples(root) / "quantization" / "quantize.py"),
+               "--model_dir", m.hf_model, "--dtype", m.dtype, "--qformat", qformat,
+               "--output_dir", out, "--calib_size", str(m.calib_size), *parallel]
         if m.quantization == "int4_awq":
             cmd += ["--awq_block_size", "128"]
         if m.kv_cache_dtype != "auto":
@@ -42,19 +54,21 @@ def convert_command(m: TrtllmModel, workdir: str) -> list[str]:
         if m.calib_dataset:
             cmd += ["--calib_dataset", m.calib_dataset]
         return cmd
-    cmd = ["python3", str(EXAMPLES / _CONVERT[m.architecture] / "convert_checkpoint.py"),
+    cmd = ["python3", str(examples(root) / _CONVERT[m.architecture] / "convert_checkpoint.py"),
            "--model_dir", m.hf_model, "--output_dir", out, "--dtype", m.dtype, *parallel]
-    if m.quantization == "int8_wo":
-        cmd += ["--use_weight_only", "--weight_only_precision", "int8"]
+    if m.kv_cache_dtype == "int8":
+        cmd += ["--int8_kv_cache"]
     return cmd
 
 
 def build_command(m: TrtllmModel, workdir: str) -> list[str]:
     """``trtllm-build`` with the settings users tune."""
     cmd = ["trtllm-build", "--checkpoint_dir", checkpoint_dir(m, workdir),
-           "--output_dir", engine_dir(m, workdir), "--gemm_plugin", m.gemm_plugin,
+           "--output_dir", engine_dir(m, workdir),
+           "--gemm_plugin", m.gemm_plugin, "--gpt_attention_plugin", m.gpt_attention_plugin,
            "--max_batch_size", str(m.max_batch_size), "--max_input_len", str(m.max_input_len),
            "--max_seq_len", str(m.max_seq_len), "--max_num_tokens", str(m.max_num_tokens),
+           "--max_beam_width", "1",
            "--kv_cache_type", "paged" if m.paged_kv_cache else "continuous",
            "--workers", str(m.world_size)]
     if m.paged_kv_cache and m.use_paged_context_fmha:
@@ -66,27 +80,38 @@ def build_command(m: TrtllmModel, workdir: str) -> list[str]:
     return cmd
 
 
-def vision_command(m: TrtllmModel, workdir: str) -> list[str]:
+def vision_command(m: TrtllmModel, workdir: str, root: str) -> list[str]:
     """The vision encoder engine of a LLaVA-style model."""
-    return ["python3", str(EXAMPLES / "models" / "core" / "multimodal" / "build_multimodal_engine.py"),
-            "--model_path", m.hf_model, "--model_type", m.vision_model_type,
-            "--max_batch_size", str(m.max_batch_size), "--output_dir", vision_engine_dir(m, workdir)]
+    script = examples(root) / "models" / "core" / "multimodal" / "build_multimodal_engine.py"
+    return ["python3", str(script), "--model_path", m.hf_model, "--model_type", m.vision_model_type,
+            "--max_batch_size", str(m.max_batch_size * m.max_images),
+            "--output_dir", vision_engine_dir(m, workdir)]
 
 
-def engine_commands(m: TrtllmModel, workdir: str) -> list[list[str]]:
+def engine_commands(m: TrtllmModel, workdir: str, root: str) -> list[list[str]]:
     """Every command of the engine path, in order (none for the LLM API path)."""
     if m.path == "llmapi":
         return []
-    cmds = [convert_command(m, workdir), build_command(m, workdir)]
+    cmds = [convert_command(m, workdir, root), build_command(m, workdir)]
     if m.vision:
-        cmds.append(vision_command(m, workdir))
+        cmds.append(vision_command(m, workdir, root))
     return cmds
 
 
-def launch_command(repository: str, m: TrtllmModel) -> list[str]:
-    """How to start Triton on the repository: MPI world size = tp * pp for the engine path."""
-    if m.path == "llmapi" or m.world_size == 1:
-        return ["tritonserver", f"--model-repository={repository}", "--grpc-port=8001",
-                "--http-port=8000", "--metrics-port=8002"]
-    return ["python3", "/app/scripts/launch_triton_server.py", f"--world_size={m.world_size}",
-            f"--model_repo={repository}"]
+def launch_command(repository: str, models: list[TrtllmModel], root: str) -> list[str]:
+    """NVIDIA's launcher: one MPI rank per GPU of the engine (world size = tp * pp).
+
+    LLM API models start their own TensorRT-LLM workers, so they run as one rank; several
+    instances of them on one node (``gpu_device_ids``) run without MPI.
+    """
+    script = str(PurePosixPath(root) / "triton_backend" / "scripts" / "launch_triton_server.py")
+    cmd = ["python3", script, f"--model_repo={repository}"]
+    engines = [m for m in models if m.path == "engine"]
+    if engines:
+        cmd.append(f"--world_size={engines[0].world_size}")
+        if engines[0].vision:
+            cmd += [f"--multimodal_gpu0_cuda_mem_pool_bytes={MULTIMODAL_POOL_BYTES}",
+                    "--tensorrt_llm_model_name=tensorrt_llm,multimodal_encoders"]
+    elif any(m.instances > 1 for m in models):
+        cmd.append("--no-mpi")
+    return cmd

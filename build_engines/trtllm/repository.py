@@ -1,136 +1,137 @@
-"""Triton model configs for TensorRT-LLM, built as ``ModelConfig`` protobufs (so they always parse).
+"""Fill our TensorRT-LLM model templates (``model_repository/trtllm*/``) for one model.
 
-``engine_repository`` writes the engine path (tensorrt_llm + tensorrt_llm_bls, or the ensemble
-with preprocessing/postprocessing); ``llmapi_repository`` the LLM API (PyTorch backend) model.
-The Python code of NVIDIA's models (BLS, pre/postprocessing, LLM API ``model.py``) ships in the
-serving container under ``/app/all_models``; ``build_engines`` copies it from there at build time.
+Every placeholder must get a value (``string.Template.substitute``), and every filled
+``config.pbtxt`` is parsed as Triton's ``ModelConfig`` protobuf before it is returned, so a
+template or value error fails the build, not Triton's start-up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from string import Template
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from build_engines.trtllm import specs
+from build_engines.cpu import triton_name
+from build_engines.trtllm import commands
 from build_engines.trtllm.config import TrtllmModel
 
-TRITON_MAX_BATCH = 64
+TEMPLATES = Path(__file__).resolve().parents[2] / "model_repository"
+ENGINE_MODELS = ("preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls",
+                 "multimodal_encoders", "ensemble")
 
 
-def _io(target: Iterable[object], tensors: Iterable[specs.Tensor], outputs: bool = False) -> None:
-    for t in tensors:
-        item = target.add()  # type: ignore[attr-defined]
-        item.name = t.name
-        item.data_type = mc.DataType.Value(f"TYPE_{t.dtype}")
-        item.dims.extend(t.dims)
-        if not outputs and t.optional:
-            item.optional = True
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _params(config: mc.ModelConfig, values: Mapping[str, object]) -> None:
-    for key, value in values.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        config.parameters[key].string_value = text
+def fill(template: Path, values: Mapping[str, object]) -> str:
+    """Substitute every ``${name}`` of a template.
+
+    Raises:
+        KeyError: a placeholder has no value.
+        ValueError: a ``${`` is left after filling.
+    """
+    text = Template(template.read_text()).substitute({k: _text(v) for k, v in values.items()})
+    if "${" in text:
+        raise ValueError(f"{template}: unfilled placeholder left")
+    return text
 
 
-def model_config(name: str, *, backend: str | None, max_batch_size: int, inputs: list[specs.Tensor],
-                 outputs: list[specs.Tensor], decoupled: bool | None = None,
-                 instances: int = 1, kind: str = "KIND_CPU",
-                 parameters: Mapping[str, object] | None = None) -> mc.ModelConfig:
-    """One model's config."""
-    config = mc.ModelConfig(name=name, max_batch_size=max_batch_size)
-    if backend:
-        config.backend = backend
-    if decoupled is not None:
-        config.model_transaction_policy.decoupled = decoupled
-    _io(config.input, inputs)
-    _io(config.output, outputs, outputs=True)
-    if backend:
-        group = config.instance_group.add()
-        group.count = instances
-        group.kind = mc.ModelInstanceGroup.Kind.Value(kind)
-    _params(config, parameters or {})
-    return config
+def parse(text: str) -> mc.ModelConfig:
+    """Parse ``config.pbtxt`` text as Triton does.
+
+    Raises:
+        google.protobuf.text_format.ParseError: not a valid ModelConfig.
+    """
+    return text_format.Parse(text, mc.ModelConfig())
 
 
-def core_config(m: TrtllmModel, engine_dir: str) -> mc.ModelConfig:
-    """``tensorrt_llm``: the C++ backend on the engine, decoupled for streaming."""
-    config = model_config(
-        "tensorrt_llm", backend="tensorrtllm", max_batch_size=m.max_batch_size, decoupled=True,
-        inputs=specs.CORE_INPUTS, outputs=specs.CORE_OUTPUTS,
-        parameters={
-            "gpt_model_type": "inflight_fused_batching", "gpt_model_path": engine_dir,
-            "batch_scheduler_policy": "guaranteed_no_evict",
-            "kv_cache_free_gpu_mem_fraction": m.kv_cache_free_gpu_memory_fraction,
-            "enable_kv_cache_reuse": m.enable_kv_cache_reuse,
-            "exclude_input_in_output": True, "max_beam_width": 1,
-            "enable_chunked_context": True,
-        })
-    config.dynamic_batching.preferred_batch_size.append(m.max_batch_size)
-    config.dynamic_batching.max_queue_delay_microseconds = 0
-    return config
+def parameters_block(values: Mapping[str, object | None]) -> str:
+    """``parameters`` entries for the values that are set."""
+    return "".join(f'parameters: {{ key: "{key}" value: {{ string_value: {json.dumps(_text(v))} }} }}\n'
+                   for key, v in values.items() if v is not None)
 
 
-def bls_config(m: TrtllmModel) -> mc.ModelConfig:
-    """``tensorrt_llm_bls``: decoupled, cumulative text (accumulate_tokens), our contract's front."""
-    return model_config(
-        "tensorrt_llm_bls", backend="python", max_batch_size=m.max_batch_size, decoupled=True,
-        inputs=specs.TEXT_INPUTS + specs.BLS_EXTRA_INPUTS, outputs=specs.TEXT_OUTPUTS,
-        instances=m.bls_instances or m.max_batch_size,
-        parameters={"accumulate_tokens": True, "tensorrt_llm_model_name": "tensorrt_llm",
-                    "tensorrt_llm_draft_model_name": "",
-                    "multimodal_encoders_name": "multimodal_encoders" if m.vision else ""})
+def _common(m: TrtllmModel) -> dict[str, object]:
+    return {"triton_max_batch_size": m.max_batch_size, "decoupled_mode": True,
+            "max_queue_delay_microseconds": 0, "max_queue_size": 0,
+            "logits_datatype": "TYPE_FP32", "prompt_embedding_table_data_type": "TYPE_FP16",
+            "encoder_input_features_data_type": "TYPE_FP16"}
 
 
-def tokenizer_config(name: str, m: TrtllmModel, inputs: list[specs.Tensor],
-                     outputs: list[specs.Tensor]) -> mc.ModelConfig:
-    params: dict[str, object] = {"tokenizer_dir": m.hf_model}
-    if name == "postprocessing":
-        params["skip_special_tokens"] = True
-    else:
-        params["add_special_tokens"] = False
-    return model_config(name, backend="python", max_batch_size=m.max_batch_size, inputs=inputs,
-                        outputs=outputs, instances=m.tokenizer_instances, parameters=params)
+def engine_values(m: TrtllmModel, workdir: str) -> dict[str, object]:
+    """Every placeholder of the engine-path templates, for one model."""
+    vision_dir = commands.vision_engine_dir(m, workdir) if m.vision else ""
+    return {
+        **_common(m), "triton_backend": "tensorrtllm", "engine_dir": commands.engine_dir(m, workdir),
+        "batching_strategy": "inflight_fused_batching", "max_beam_width": 1,
+        "batch_scheduler_policy": m.batch_scheduler_policy,
+        "kv_cache_free_gpu_mem_fraction": m.kv_cache_free_gpu_memory_fraction,
+        # Image prompts share fake token ids: block reuse would mix images up unless every request
+        # carried prompt_table_extra_id, which the gateway does not send.
+        "enable_kv_cache_reuse": m.enable_kv_cache_reuse and not m.vision,
+        "enable_chunked_context": m.enable_chunked_context, "exclude_input_in_output": True,
+        "cancellation_check_period_ms": 100, "stats_check_period_ms": 100,
+        "tokenizer_dir": m.hf_model, "hf_model_path": m.hf_model,
+        "extra_parameters": parameters_block({
+            "max_tokens_in_paged_kv_cache": m.max_tokens_in_paged_kv_cache,
+            "gpu_device_ids": m.gpu_device_ids}),
+        "bls_instance_count": m.bls_instances or m.max_batch_size, "accumulate_tokens": True,
+        "tensorrt_llm_model_name": "tensorrt_llm", "tensorrt_llm_draft_model_name": "",
+        "multimodal_encoders_name": "multimodal_encoders" if m.vision else "",
+        "preprocessing_instance_count": m.tokenizer_instances,
+        "postprocessing_instance_count": m.tokenizer_instances,
+        # LLaVA engines: NVIDIA's preprocessing builds the prompt ("USER:\n" ... " ASSISTANT:")
+        # with the tokenizer's BOS; text models get BOS from the gateway's chat template.
+        "add_special_tokens": m.vision, "skip_special_tokens": True,
+        "multimodal_model_path": vision_dir, "max_num_images": m.max_images,
+    }
 
 
-def ensemble_config(m: TrtllmModel) -> mc.ModelConfig:
-    """``ensemble``: preprocessing -> tensorrt_llm -> postprocessing (per-token deltas)."""
-    config = model_config("ensemble", backend=None, max_batch_size=m.max_batch_size,
-                          inputs=specs.TEXT_INPUTS, outputs=specs.TEXT_OUTPUTS)
-    config.platform = "ensemble"
-    for step_model, inputs, outputs in specs.ENSEMBLE_STEPS:
-        step = config.ensemble_scheduling.step.add()
-        step.model_name = step_model
-        step.model_version = -1
-        step.input_map.update(inputs)
-        step.output_map.update(outputs)
-    return config
-
-
-def llmapi_config(m: TrtllmModel) -> mc.ModelConfig:
-    """The LLM API model: Python backend, ``max_batch_size: 0`` (TRT-LLM batches inside)."""
-    return model_config("tensorrt_llm", backend="python", max_batch_size=0, decoupled=True,
-                        inputs=specs.LLMAPI_INPUTS, outputs=specs.LLMAPI_OUTPUTS,
-                        instances=m.instances)
-
-
-def llmapi_yaml(m: TrtllmModel) -> str:
-    """``model.yaml``: every key but ``triton_config`` goes to ``tensorrt_llm.LLM(**args)``."""
-    lines = [f"model: {m.hf_model}", 'backend: "pytorch"',
-             f"tensor_parallel_size: {m.tp}", f"pipeline_parallel_size: {m.pp}",
-             f"max_batch_size: {m.max_batch_size}", f"max_num_tokens: {m.max_num_tokens}",
-             f"max_seq_len: {m.max_seq_len}", "kv_cache_config:",
-             f"  free_gpu_memory_fraction: {m.kv_cache_free_gpu_memory_fraction}",
-             f"  enable_block_reuse: {str(m.enable_kv_cache_reuse).lower()}",
-             "triton_config:", "  max_batch_size: 0", "  decoupled: true"]
+def engine_models(m: TrtllmModel) -> list[str]:
+    """The Triton models of the engine path for this model."""
+    names = ["preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls"]
     if m.vision:
-        lines.append("  multimodal: true")
-    return "\n".join(lines) + "\n"
+        names.append("multimodal_encoders")
+    if m.frontend == "ensemble":
+        names.append("ensemble")
+    return names
 
 
-def dump(config: mc.ModelConfig) -> str:
-    """The text form Triton reads from ``config.pbtxt``."""
-    return "# Written by build_engines (TensorRT-LLM); edit the TOML and rebuild instead.\n" + \
-        text_format.MessageToString(config)
+def engine_configs(m: TrtllmModel, workdir: str) -> dict[str, str]:
+    """``{triton model name: config.pbtxt text}`` for the engine path, each one parsed."""
+    values = engine_values(m, workdir)
+    out = {}
+    for name in engine_models(m):
+        text = fill(TEMPLATES / "trtllm" / name / "config.pbtxt.tmpl", values)
+        parse(text)
+        out[name] = text
+    return out
+
+
+def llmapi_values(m: TrtllmModel) -> dict[str, object]:
+    """Every placeholder of the LLM API templates, for one model."""
+    kv_extra = f"  dtype: {m.kv_cache_dtype}\n" if m.kv_cache_dtype != "auto" else ""
+    return {
+        "model_name": triton_name(m.id), "instance_count": m.instances,
+        "extra_parameters": parameters_block({"gpu_device_ids": m.gpu_device_ids}),
+        "hf_model": json.dumps(m.hf_model), "tp": m.tp, "pp": m.pp,
+        "max_batch_size": m.max_batch_size, "max_num_tokens": m.max_num_tokens,
+        "max_seq_len": m.max_seq_len,
+        "kv_cache_free_gpu_memory_fraction": m.kv_cache_free_gpu_memory_fraction,
+        "enable_kv_cache_reuse": m.enable_kv_cache_reuse, "kv_cache_extra": kv_extra,
+        "extra_llm_args": "", "cancellation_check_period_ms": 100,
+    }
+
+
+def llmapi_files(m: TrtllmModel) -> dict[str, str]:
+    """``{path in the model folder: text}``: ``config.pbtxt`` (parsed) and ``1/model.yaml``."""
+    values = llmapi_values(m)
+    config = fill(TEMPLATES / "trtllm_llmapi" / "config.pbtxt.tmpl", values)
+    parse(config)
+    return {"config.pbtxt": config,
+            "1/model.yaml": fill(TEMPLATES / "trtllm_llmapi" / "model.yaml.tmpl", values)}

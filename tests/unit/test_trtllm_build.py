@@ -1,175 +1,205 @@
-"""TensorRT-LLM path, validated statically: configs parse as Triton ModelConfig protobufs with the
-right tensors and parameters; build commands per model type and option set."""
+"""TensorRT-LLM build commands for each model type and option set, the build plan, the registry
+entries, and the CLI's --dry-run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import msgspec
 import pytest
-from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2 as mc
 
-from build_engines.trtllm import commands, repository, specs
-from build_engines.trtllm.cli import Copy, Run, Write, plan, registry_entry
+from build_engines.__main__ import main
+from build_engines.trtllm import commands
+from build_engines.trtllm.cli import Copy, Run, Write, missing_sources, plan
 from build_engines.trtllm.config import BuildFile, TrtllmModel, load
+from build_engines.trtllm.entry import LLAVA_ENGINE_TEMPLATE, registry_entry
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _parse(text: str) -> mc.ModelConfig:
-    return text_format.Parse(text, mc.ModelConfig())
+TRT = "/trt"
 
 
 def _model(**kw: object) -> TrtllmModel:
     return TrtllmModel(**{"id": "m", "hf_model": "/models/m", **kw})  # type: ignore[arg-type]
 
 
-def _io(config: mc.ModelConfig) -> tuple[dict, dict]:
-    return ({i.name: (mc.DataType.Name(i.data_type), list(i.dims), i.optional) for i in config.input},
-            {o.name: (mc.DataType.Name(o.data_type), list(o.dims)) for o in config.output})
+def _opts(cmd: list[str]) -> dict[str, str]:
+    return {a: b for a, b in zip(cmd, cmd[1:], strict=False) if a.startswith("--")}
 
 
-def test_every_planned_config_parses(tmp_path: Path) -> None:
-    build = load(ROOT / "docs/examples/trtllm-models.toml")
-    writes = [s for s in plan(build, tmp_path) if isinstance(s, Write) and s.path.name == "config.pbtxt"]
-    names = {s.path.parent.name for s in writes}
-    assert names == {"preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls",
-                     "qwen2_5_7b_instruct"}
-    for step in writes:
-        config = _parse(step.text)
-        assert config.name == step.path.parent.name
-
-
-def test_bls_contract() -> None:
-    config = _parse(repository.dump(repository.bls_config(_model(max_batch_size=32))))
-    inputs, outputs = _io(config)
-    assert config.backend == "python" and config.model_transaction_policy.decoupled
-    assert inputs["text_input"] == ("TYPE_STRING", [1], False)
-    assert inputs["max_tokens"] == ("TYPE_INT32", [1], False)
-    assert inputs["seed"] == ("TYPE_UINT64", [1], True)
-    assert inputs["stop_words"] == ("TYPE_STRING", [-1], True)
-    assert inputs["image_input"] == ("TYPE_FP16", [-1, 3, -1, -1], True)
-    assert "random_seed" not in inputs and "min_length" not in inputs
-    assert outputs["text_output"] == ("TYPE_STRING", [-1])
-    assert outputs["num_output_tokens"] == ("TYPE_INT32", [1])
-    assert config.parameters["accumulate_tokens"].string_value == "true"
-    assert config.instance_group[0].count == 32  # NVIDIA: BLS instances = max batch size
-
-
-def test_core_model_config() -> None:
-    m = _model(kv_cache_free_gpu_memory_fraction=0.8, max_batch_size=16)
-    config = _parse(repository.dump(repository.core_config(m, "/e")))
-    inputs, outputs = _io(config)
-    assert config.backend == "tensorrtllm" and config.model_transaction_policy.decoupled
-    assert inputs["input_ids"] == ("TYPE_INT32", [-1], False)
-    assert inputs["stop_words_list"] == ("TYPE_INT32", [2, -1], True)
-    assert outputs["output_ids"] == ("TYPE_INT32", [-1, -1])
-    assert config.parameters["gpt_model_path"].string_value == "/e"
-    assert config.parameters["kv_cache_free_gpu_mem_fraction"].string_value == "0.8"
-    assert list(config.dynamic_batching.preferred_batch_size) == [16]
-
-
-def test_ensemble_wiring_is_complete() -> None:
-    config = _parse(repository.dump(repository.ensemble_config(_model())))
-    assert config.platform == "ensemble"
-    steps = config.ensemble_scheduling.step
-    assert [s.model_name for s in steps] == ["preprocessing", "tensorrt_llm", "postprocessing"]
-    produced = {"text_input", "max_tokens"} | {t.name for t in specs.TEXT_INPUTS}
-    for step in steps:  # every step input comes from the ensemble or an earlier step
-        assert set(step.input_map.values()) <= produced, step.model_name
-        produced |= set(step.output_map.values())
-    assert "text_output" in produced
-
-
-def test_llmapi_config_and_yaml() -> None:
-    m = _model(path="llmapi", tp=2, max_seq_len=16384, max_input_len=8192)
-    config = _parse(repository.dump(repository.llmapi_config(m)))
-    inputs, outputs = _io(config)
-    assert config.max_batch_size == 0 and config.model_transaction_policy.decoupled
-    assert inputs["sampling_param_max_tokens"] == ("TYPE_INT32", [1], True)
-    assert inputs["streaming"] == ("TYPE_BOOL", [1], True)
-    assert "num_output_tokens" not in outputs and "finish_reason" in outputs
-    yaml = repository.llmapi_yaml(m)
-    assert 'backend: "pytorch"' in yaml and "tensor_parallel_size: 2" in yaml
-    assert "triton_config:\n  max_batch_size: 0\n  decoupled: true" in yaml
-
-
-@pytest.mark.parametrize(("kw", "expect", "absent"), [
-    ({}, ["models/core/llama/convert_checkpoint.py", "--dtype", "bfloat16", "--tp_size"], ["quantize.py"]),
-    ({"quantization": "fp8", "kv_cache_dtype": "fp8"}, ["quantize.py", "--qformat", "fp8",
-                                                        "--kv_cache_dtype"], []),
-    ({"quantization": "int4_awq"}, ["--qformat", "int4_awq", "--awq_block_size", "128"], []),
-    ({"quantization": "int8_wo"}, ["--use_weight_only", "--weight_only_precision", "int8"], []),
-    ({"architecture": "qwen"}, ["models/core/qwen/convert_checkpoint.py"], []),
-    ({"tp": 2, "pp": 2}, ["--tp_size", "2", "--pp_size"], []),
+@pytest.mark.parametrize(("kw", "script", "expect", "absent"), [
+    ({}, "examples/models/core/llama/convert_checkpoint.py", {"--dtype": "bfloat16", "--tp_size": "1"},
+     ["--qformat"]),
+    ({"architecture": "mistral"}, "examples/models/core/llama/convert_checkpoint.py", {}, []),
+    ({"architecture": "qwen", "dtype": "float16"}, "examples/models/core/qwen/convert_checkpoint.py",
+     {"--dtype": "float16"}, []),
+    ({"architecture": "gemma"}, "examples/models/core/gemma/convert_checkpoint.py", {}, []),
+    ({"tp": 2, "pp": 2}, "examples/models/core/llama/convert_checkpoint.py",
+     {"--tp_size": "2", "--pp_size": "2"}, []),
+    ({"kv_cache_dtype": "int8"}, "examples/models/core/llama/convert_checkpoint.py", {}, ["--qformat"]),
+    ({"quantization": "fp8", "kv_cache_dtype": "fp8"}, "examples/quantization/quantize.py",
+     {"--qformat": "fp8", "--kv_cache_dtype": "fp8", "--calib_size": "512"}, ["--awq_block_size"]),
+    ({"quantization": "int4_awq", "calib_size": 32}, "examples/quantization/quantize.py",
+     {"--qformat": "int4_awq", "--awq_block_size": "128", "--calib_size": "32"}, ["--kv_cache_dtype"]),
+    ({"quantization": "int8_sq", "calib_dataset": "/data/cnn"}, "examples/quantization/quantize.py",
+     {"--qformat": "int8_sq", "--calib_dataset": "/data/cnn"}, []),
+    ({"quantization": "int8_wo"}, "examples/quantization/quantize.py", {"--qformat": "int8_wo"}, []),
+    ({"kv_cache_dtype": "fp8"}, "examples/quantization/quantize.py", {"--qformat": "full_prec"}, []),
 ])
-def test_convert_commands(kw: dict, expect: list[str], absent: list[str]) -> None:
-    cmd = " ".join(commands.convert_command(_model(**kw), "/w"))
-    for piece in expect:
-        assert piece in cmd
-    for piece in absent:
-        assert piece not in cmd
+def test_checkpoint_commands(kw: dict, script: str, expect: dict[str, str], absent: list[str]) -> None:
+    cmd = commands.convert_command(_model(**kw), "/w", TRT)
+    assert cmd[:2] == ["python3", f"{TRT}/{script}"]
+    opts = _opts(cmd)
+    assert opts["--model_dir"] == "/models/m" and opts["--output_dir"] == "/w/m/checkpoint"
+    assert expect.items() <= opts.items()
+    assert not set(absent) & set(cmd)
+    assert ("--int8_kv_cache" in cmd) == (kw.get("kv_cache_dtype") == "int8")
 
 
-def test_build_command_options() -> None:
+def test_trtllm_build_carries_the_tuned_settings() -> None:
     m = _model(max_batch_size=8, max_input_len=2048, max_seq_len=2560, max_num_tokens=4096,
-               quantization="fp8", tp=2)
+               quantization="fp8", tp=2, pp=2, gemm_plugin="fp8")
     cmd = commands.build_command(m, "/w")
-    pairs = dict(zip(cmd[1::2], cmd[2::2], strict=False))
+    opts = _opts(cmd)
     assert cmd[0] == "trtllm-build"
-    assert (pairs["--max_batch_size"], pairs["--max_input_len"], pairs["--max_seq_len"],
-            pairs["--max_num_tokens"]) == ("8", "2048", "2560", "4096")
-    assert "--use_fp8_context_fmha" in cmd and "--workers" in cmd
-    assert commands.build_command(_model(paged_kv_cache=False), "/w")[
-        commands.build_command(_model(paged_kv_cache=False), "/w").index("--kv_cache_type") + 1
-    ] == "continuous"
+    assert (opts["--max_batch_size"], opts["--max_input_len"], opts["--max_seq_len"],
+            opts["--max_num_tokens"]) == ("8", "2048", "2560", "4096")
+    assert opts["--checkpoint_dir"] == "/w/m/checkpoint" and opts["--output_dir"] == "/w/m/engine"
+    assert opts["--gemm_plugin"] == "fp8" and opts["--gpt_attention_plugin"] == "auto"
+    assert opts["--kv_cache_type"] == "paged" and opts["--use_paged_context_fmha"] == "enable"
+    assert opts["--use_fp8_context_fmha"] == "enable" and opts["--workers"] == "4"
+    assert "--max_multimodal_len" not in opts
+    plain = _opts(commands.build_command(_model(paged_kv_cache=False), "/w"))
+    assert plain["--kv_cache_type"] == "continuous" and "--use_paged_context_fmha" not in plain
+    assert "--use_fp8_context_fmha" not in plain
 
 
-def test_llava_builds_a_vision_engine_with_the_prompt_table_size() -> None:
-    m = _model(vision=True, max_batch_size=8, num_visual_features=576)
-    cmds = commands.engine_commands(m, "/w")
-    assert len(cmds) == 3
-    build = cmds[1]
-    assert build[build.index("--max_multimodal_len") + 1] == "4608"  # 8 * 576, as NVIDIA's docs
-    assert "build_multimodal_engine.py" in cmds[2][1] and "llava" in cmds[2]
+@pytest.mark.parametrize(("images", "table"), [(1, "4608"), (2, "9216")])
+def test_llava_builds_a_vision_engine_and_sizes_the_prompt_table(images: int, table: str) -> None:
+    m = _model(vision=True, max_batch_size=8, num_visual_features=576, max_images=images)
+    convert, build, vision = commands.engine_commands(m, "/w", TRT)
+    assert "convert_checkpoint.py" in convert[1]
+    assert _opts(build)["--max_multimodal_len"] == table  # max_batch_size * 576 * images
+    assert vision[1] == f"{TRT}/examples/models/core/multimodal/build_multimodal_engine.py"
+    opts = _opts(vision)
+    assert opts["--model_type"] == "llava" and opts["--output_dir"] == "/w/m/vision_engine"
+    assert opts["--max_batch_size"] == str(8 * images)
 
 
-def test_multi_gpu_launch_uses_mpi_world_size() -> None:
-    assert commands.launch_command("/r", _model(tp=4, pp=2))[2] == "--world_size=8"
-    assert commands.launch_command("/r", _model())[0] == "tritonserver"
-    assert commands.engine_commands(_model(path="llmapi"), "/w") == []
+def test_launch_commands() -> None:
+    script = f"{TRT}/triton_backend/scripts/launch_triton_server.py"
+    engine = commands.launch_command("/r", [_model(tp=4, pp=2)], TRT)
+    assert engine == ["python3", script, "--model_repo=/r", "--world_size=8"]
+    vision = commands.launch_command("/r", [_model(vision=True)], TRT)
+    assert "--multimodal_gpu0_cuda_mem_pool_bytes=300000000" in vision
+    assert "--tensorrt_llm_model_name=tensorrt_llm,multimodal_encoders" in vision
+    api = [_model(path="llmapi", tp=4)]
+    assert commands.launch_command("/r", api, TRT) == ["python3", script, "--model_repo=/r"]
+    multi = [_model(path="llmapi", instances=2, gpu_device_ids="0,1;2,3")]
+    assert commands.launch_command("/r", multi, TRT)[-1] == "--no-mpi"
+    assert commands.engine_commands(_model(path="llmapi"), "/w", TRT) == []
 
 
-def test_config_validation() -> None:
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"max_input_len": 9000, "max_seq_len": 8192}, "max_input_len"),
+    ({"vision": True, "frontend": "ensemble"}, "frontend"),
+    ({"vision": True, "path": "llmapi"}, "image_url"),
+    ({"path": "llmapi", "quantization": "fp8"}, "pre-quantized"),
+    ({"instances": 2}, "gpu_device_ids"),
+    ({"tp": 0}, "tp and pp"),
+])
+def test_invalid_models_are_refused(kw: dict, message: str) -> None:
+    with pytest.raises(msgspec.ValidationError, match=message):
+        msgspec.convert({"models": [{"id": "x", "hf_model": "/m", **kw}]}, BuildFile)
+
+
+def test_unknown_keys_and_engine_model_limits() -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"models": [{"id": "x", "hf_model": "/m", "bogus": 1}]}, BuildFile)
-    with pytest.raises(ValueError):
-        _model(max_input_len=9000, max_seq_len=8192)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one engine-path model"):
         plan(BuildFile(models=[_model(id="a"), _model(id="b")]), Path("/o"))
+    with pytest.raises(ValueError, match="unique"):
+        plan(BuildFile(models=[_model(id="a.b", path="llmapi"), _model(id="a_b", path="llmapi")]), Path("/o"))
 
 
-def test_plan_copies_nvidia_model_code_from_the_container(tmp_path: Path) -> None:
-    steps = plan(BuildFile(models=[_model(frontend="ensemble")]), tmp_path)
+def test_engine_plan_orders_commands_configs_and_nvidia_code(tmp_path: Path) -> None:
+    steps = plan(BuildFile(trtllm_root=TRT, models=[_model(frontend="ensemble")]), tmp_path)
+    assert [s.argv[0] for s in steps if isinstance(s, Run)] == ["python3", "trtllm-build"]
+    writes = {s.path.relative_to(tmp_path / "model_repository").as_posix() for s in steps if isinstance(s, Write)}
+    assert writes == {"preprocessing/config.pbtxt", "postprocessing/config.pbtxt", "tensorrt_llm/config.pbtxt",
+                      "tensorrt_llm/1/.keep", "tensorrt_llm_bls/config.pbtxt", "ensemble/config.pbtxt",
+                      "ensemble/1/.keep"}
     copies = {s.source for s in steps if isinstance(s, Copy)}
-    assert "/app/all_models/inflight_batcher_llm/tensorrt_llm_bls/1" in copies
-    assert any(isinstance(s, Run) and s.argv[0] == "trtllm-build" for s in steps)
-    assert any(isinstance(s, Write) and s.path.parent.name == "ensemble" for s in steps)
+    assert copies == {f"{TRT}/triton_backend/all_models/inflight_batcher_llm/{n}/1"
+                      for n in ("preprocessing", "postprocessing", "tensorrt_llm_bls")}
+    assert isinstance(steps[0], Run) and isinstance(steps[1], Run)  # engines before configs
+    assert len(missing_sources(BuildFile(trtllm_root=TRT), steps)) == 4  # 3 code folders + converter
 
 
-def test_registry_entry_from_an_hf_folder(tmp_path: Path) -> None:
+def test_llmapi_plan_writes_our_model_yaml_after_nvidias_code(tmp_path: Path) -> None:
+    steps = plan(BuildFile(trtllm_root=TRT, models=[_model(id="q", path="llmapi")]), tmp_path)
+    assert [type(s).__name__ for s in steps] == ["Write", "Copy", "Write"]
+    assert steps[1].source == f"{TRT}/triton_backend/all_models/llmapi/tensorrt_llm/1"  # type: ignore[union-attr]
+    assert steps[2].path == tmp_path / "model_repository/q/1/model.yaml"  # type: ignore[union-attr]
+
+
+def _hf(tmp_path: Path) -> Path:
     hf = tmp_path / "hf"
     hf.mkdir()
-    (hf / "tokenizer_config.json").write_text(
-        '{"chat_template": "{{ messages }}", "bos_token": {"content": "<s>"}, "eos_token": "</s>"}')
+    (hf / "tokenizer_config.json").write_text(json.dumps(
+        {"chat_template": "{{ messages }}", "bos_token": {"content": "<s>"}, "eos_token": "</s>"}))
     (hf / "tokenizer.json").write_text("{}")
-    bls = registry_entry(_model(hf_model=str(hf)), tmp_path / "out")
+    return hf
+
+
+def test_registry_entries_per_contract(tmp_path: Path) -> None:
+    hf = str(_hf(tmp_path))
+    bls = registry_entry(_model(hf_model=hf), tmp_path / "out")
     assert (bls.triton_model, bls.contract, bls.text_mode) == ("tensorrt_llm_bls", "bls", "cumulative")
     assert (bls.bos_token, bls.eos_token) == ("<s>", "</s>")
     assert (tmp_path / "out/models/m/chat_template.jinja").read_text() == "{{ messages }}"
-    api = registry_entry(_model(hf_model=str(hf), path="llmapi"), tmp_path / "out")
-    assert (api.contract, api.text_mode, api.tokenizer) == ("llmapi", "cumulative",
-                                                            "models/m/tokenizer.json")
-    ens = registry_entry(_model(hf_model=str(hf), frontend="ensemble"), tmp_path / "out")
+    assert (bls.default_max_tokens, bls.max_tokens_limit, bls.context_length) == (512, 8191, 8192)
+    api = registry_entry(_model(hf_model=hf, path="llmapi", id="Q.1"), tmp_path / "out")
+    assert (api.triton_model, api.contract, api.text_mode, api.tokenizer) == \
+        ("q_1", "llmapi", "cumulative", "models/Q.1/tokenizer.json")
+    ens = registry_entry(_model(hf_model=hf, frontend="ensemble"), tmp_path / "out")
     assert (ens.triton_model, ens.text_mode) == ("ensemble", "delta")
+
+
+def test_llava_engine_entry_sends_user_text_and_pixels(tmp_path: Path) -> None:
+    hf = _hf(tmp_path)
+    (hf / "config.json").write_text(json.dumps({
+        "model_type": "llava", "vision_feature_select_strategy": "default",
+        "vision_config": {"model_type": "clip_vision_model", "image_size": 336, "patch_size": 14},
+        "text_config": {"max_position_embeddings": 4096}}))
+    (hf / "preprocessor_config.json").write_text(json.dumps({
+        "size": {"shortest_edge": 336}, "crop_size": {"height": 336, "width": 336},
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}))
+    one = registry_entry(_model(hf_model=str(hf), vision=True), tmp_path / "out")
+    assert one.vision and one.image_token_repeat == 0 and one.image_processor is not None
+    assert one.image_processor.crop_height == 336
+    assert (tmp_path / "out/models/m/chat_template.jinja").read_text() == LLAVA_ENGINE_TEMPLATE
+    two = registry_entry(_model(hf_model=str(hf), vision=True, max_images=2), tmp_path / "out")
+    assert (two.image_token, two.image_token_repeat, two.max_images) == ("<image>", 1, 2)
+
+
+def test_dry_run_prints_every_step_and_writes_nothing(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["trtllm", "--config", str(ROOT / "docs/examples/trtllm-models.toml"), "--out", str(out),
+                 "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "run:   python3 /workspace/TensorRT-LLM/examples/quantization/quantize.py" in printed
+    assert "run:   trtllm-build --checkpoint_dir" in printed
+    assert f"write: {out}/model_repository/tensorrt_llm_bls/config.pbtxt" in printed
+    assert f"write: {out}/model_repository/qwen2_5_7b_instruct/1/model.yaml" in printed
+    assert '       | backend: "pytorch"' in printed  # file contents are shown
+    assert "launch: python3 /workspace/TensorRT-LLM/triton_backend/scripts/launch_triton_server.py" in printed
+    assert "registry: llama-3.1-8b-instruct (engine/bls)" in printed
+    assert not out.exists()
+
+
+def test_example_files_load() -> None:
+    for name in ("trtllm-models.toml", "trtllm-llava.toml"):
+        build = load(ROOT / "docs/examples" / name)
+        assert build.models and plan(build, Path("/o"))

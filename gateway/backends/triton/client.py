@@ -18,6 +18,7 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.backends.base import Delta, EmbeddingResult, GenerationRequest
 from gateway.backends.triton.errors import translate_error, translate_response_error
+from gateway.backends.triton.stops import StopTrimmer
 from gateway.backends.triton.tensors import ModelSignature, build_inputs, requested_outputs
 from gateway.errors import GatewayTimeoutError, ServiceUnavailableError
 from gateway.registry import ModelEntry, Registry
@@ -139,7 +140,7 @@ class TritonBackend:
 
         ep.outstanding += 1
         call = ep.client.stream_infer(requests(), stream_timeout=self.total_timeout_s)
-        decoder = _TextDecoder(cumulative=request.model.text_mode == "cumulative")
+        decoder = _TextDecoder(cumulative=request.model.text_mode == "cumulative", stops=request.stop)
         try:
             async for result in _responses(call, self.idle_timeout_s):
                 delta = decoder.feed(result)
@@ -148,7 +149,11 @@ class TritonBackend:
                 if decoder.final:
                     break
             else:
-                raise ServiceUnavailableError("the model server closed the stream early")
+                # tritonclient's aio stream_infer drops enable_empty_final_response, so a model
+                # that ends with a flags-only final (NVIDIA's BLS does) ends the stream instead:
+                # Triton closes it cleanly once our half-closed stream has no request left.
+                if not decoder.responses:
+                    raise ServiceUnavailableError("the model server closed the stream early")
             tail = decoder.finish(request, self)
             yield tail
         finally:
@@ -203,8 +208,10 @@ async def _responses(call: Any, idle_timeout_s: float) -> AsyncIterator[Any]:
 class _TextDecoder:
     """Turns Triton responses (delta or cumulative ``text_output``) into whole-character deltas."""
 
-    def __init__(self, cumulative: bool) -> None:
+    def __init__(self, cumulative: bool, stops: Sequence[str] = ()) -> None:
         self.cumulative = cumulative
+        self._stops = StopTrimmer(stops)
+        self.responses = 0
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._seen = b""
         self.text_parts: list[str] = []
@@ -214,6 +221,7 @@ class _TextDecoder:
         self.completion_tokens: int | None = None
 
     def feed(self, result: Any) -> Delta | None:
+        self.responses += 1
         params = result.get_response().parameters
         final = params.get("triton_final_response")
         self.final = bool(final is not None and final.bool_param)
@@ -221,8 +229,10 @@ class _TextDecoder:
         data = b"".join(_as_bytes(x) for x in raw.reshape(-1)) if raw is not None else b""
         if self.cumulative:
             data, self._seen = (data[len(self._seen):] if data.startswith(self._seen) else data), data
-        text = self._utf8.decode(data)
         self._read_meta(result)
+        text = self._stops.push(self._utf8.decode(data))
+        if self._stops.hit:  # NVIDIA's models keep the stop word: cut here and end the call
+            self.final, self.finish_reason = True, "stop"
         if text:
             self.text_parts.append(text)
             return Delta(text=text)
@@ -238,11 +248,11 @@ class _TextDecoder:
                 self.finish_reason = _as_bytes(item).decode() or None
             elif name == "num_input_tokens":
                 self.prompt_tokens = int(item)
-            else:
-                self.completion_tokens = int(item)
+            else:  # per response: a streamed one counts only its own new tokens
+                self.completion_tokens = (self.completion_tokens or 0) + int(item)
 
     def finish(self, request: GenerationRequest, backend: TritonBackend) -> Delta:
-        tail = self._utf8.decode(b"", final=True)
+        tail = self._stops.push(self._utf8.decode(b"", final=True)) + self._stops.flush()
         if tail:
             self.text_parts.append(tail)
         text = "".join(self.text_parts)
@@ -252,7 +262,7 @@ class _TextDecoder:
         completion = self.completion_tokens
         if completion is None:
             completion = backend.count_tokens(request.model, text)
-        reason = self.finish_reason
+        reason = "stop" if self._stops.hit else self.finish_reason
         if reason not in ("stop", "length"):
             reason = "length" if completion is not None and completion >= request.max_tokens else "stop"
         return Delta(text=tail, finish_reason=reason,  # type: ignore[arg-type]

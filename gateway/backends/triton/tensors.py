@@ -8,7 +8,7 @@ first declared spelling wins.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -58,8 +58,10 @@ class ModelSignature:
         inputs = {t["name"]: spec(t) for t in config.get("input", [])}
         outputs = tuple(t["name"] for t in config.get("output", []))
         policy = config.get("model_transaction_policy", {})
+        # An ensemble streams when a step is decoupled (NVIDIA's tensorrt_llm step is).
+        streams = bool(policy.get("decoupled")) or config.get("platform") == "ensemble"
         return cls(config.get("name", ""), inputs, outputs,
-                   int(config.get("max_batch_size", 0)) > 0, bool(policy.get("decoupled")))
+                   int(config.get("max_batch_size", 0)) > 0, streams)
 
     def find(self, *names: str) -> TensorSpec | None:
         for name in names:
@@ -106,15 +108,15 @@ _OPTIONAL: tuple[tuple[tuple[str, ...], Callable[[GenerationRequest], Any]], ...
 )
 
 
-# The LLM API (PyTorch backend) model: other names, no counts, cumulative text.
+# The LLM API (PyTorch backend) model: other names, no counts, cumulative text. Stop sequences
+# are not sent as sampling_param_stop (NVIDIA's model hands the raw bytes array to SamplingParams,
+# which expects str): the gateway cuts at them and cancels, streaming from the model to see them.
 _LLMAPI: tuple[tuple[tuple[str, ...], Callable[[GenerationRequest], Any]], ...] = (
-    (("streaming",), lambda r: r.stream),
     (("sampling_param_max_tokens",), lambda r: r.max_tokens),
     (("sampling_param_temperature",), lambda r: r.temperature),
     (("sampling_param_top_k",), lambda r: 1 if r.temperature == 0 and r.top_k is None else r.top_k),
     (("sampling_param_top_p",), lambda r: r.top_p),
     (("sampling_param_seed",), lambda r: None if r.seed is None else r.seed & 0xFFFFFFFFFFFFFFFF),
-    (("sampling_param_stop",), lambda r: list(r.stop) or None),
     (("sampling_param_frequency_penalty",), lambda r: r.frequency_penalty),
     (("sampling_param_presence_penalty",), lambda r: r.presence_penalty),
     (("sampling_param_exclude_input_from_output",), lambda r: True),
@@ -128,6 +130,8 @@ def build_inputs(sig: ModelSignature, request: GenerationRequest) -> list[InferI
     Raises:
         ValueError: the model lacks ``text_input`` or ``max_tokens`` (not a chat model).
     """
+    if request.stream and not sig.decoupled:  # NVIDIA's models refuse to stream when not decoupled
+        request = replace(request, stream=False)
     if request.model.contract == "llmapi":
         return _build_llmapi(sig, request)
     text = sig.find("text_input")
@@ -150,6 +154,9 @@ def _build_llmapi(sig: ModelSignature, request: GenerationRequest) -> list[Infer
     if text is None or sig.find("sampling_param_max_tokens") is None:
         raise ValueError(f"model {sig.name!r} is not an LLM API model")
     tensors = [_tensor(sig, text, request.prompt)]
+    streaming = sig.find("streaming")
+    if streaming is not None:
+        tensors.append(_tensor(sig, streaming, (request.stream or bool(request.stop)) and sig.decoupled))
     for names, read in _LLMAPI:
         spec = sig.find(*names)
         value = read(request) if spec is not None else None

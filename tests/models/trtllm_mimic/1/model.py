@@ -1,10 +1,19 @@
-"""Test double of NVIDIA's TensorRT-LLM Triton models, at their exact tensor interfaces.
+"""Test double of NVIDIA's TensorRT-LLM front models, at their exact tensor interfaces and habits.
 
-``contract`` parameter: ``bls`` mimics ``tensorrt_llm_bls`` with ``accumulate_tokens`` (streamed
-``text_output`` is the whole text so far; token counts only when ``return_num_*_tokens`` ask; no
-finish reason); ``llmapi`` mimics the LLM API (PyTorch backend) model (``sampling_param_*``
-inputs, ``streaming``, cumulative text, ``finish_reason`` output, no token counts). The "model"
-echoes the prompt's words, one word per token, so tests know exactly what to expect.
+Config parameter ``contract``:
+
+* ``bls``: ``tensorrt_llm_bls`` with ``accumulate_tokens`` (current triton_backend). Every streamed
+  ``text_output`` is the whole text so far; ``num_input_tokens``/``num_output_tokens`` come only
+  when ``return_num_*`` ask, and count per response (a streamed one: its new token); a stop word
+  ends generation but stays in the text; after the data an empty response carries the final flag;
+  errors are an error response then the final flag; cancellation is not checked.
+* ``bls_legacy``: the same with the older names (``random_seed``, ``min_length``) and no counts.
+* ``llmapi``: the LLM API (PyTorch backend) model: ``sampling_param_*`` inputs, ``streaming``,
+  cumulative text, ``finish_reason`` ("None" until finished) when asked, no counts, the final
+  flag on the last data response, cancellation checked, stop strings cut off.
+
+The "model" echoes the prompt's words, one word per token, so tests know what to expect. Each
+request logs its input names (``trtllm_mimic[<model>] inputs=...``) for tests to read.
 """
 
 import json
@@ -33,77 +42,106 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.name = config["name"]
         self.contract = params.get("contract", "bls")
         self.delay = float(params.get("delay_s", "0.01"))
         self.batched = int(config.get("max_batch_size", 0)) > 0
-        self.cancelled = 0
 
     def _text(self, value):
         array = np.array([value.encode()], dtype=np.object_)
         return array.reshape(1, 1) if self.batched else array
 
     def _int(self, value):
-        array = np.array([value], dtype=np.int32)
-        return array.reshape(1, 1) if self.batched else array
+        return np.array([[value]], dtype=np.int32)
 
     def _read(self, request):
         prompt = _get(request, "text_input")
         if prompt is None:
             raise ValueError("text_input is required")
-        if self.contract == "bls":
-            max_tokens = _get(request, "max_tokens")
-            stream = bool(_get(request, "stream", False))
-            stops = _strings(request, "stop_words")
-            exclude = bool(_get(request, "exclude_input_in_output", False))
-        else:
-            max_tokens = _get(request, "sampling_param_max_tokens", 16)
+        if self.contract == "llmapi":
+            max_tokens = _get(request, "sampling_param_max_tokens", 32)  # LLM API default
             stream = bool(_get(request, "streaming", False))
             stops = _strings(request, "sampling_param_stop")
             exclude = bool(_get(request, "sampling_param_exclude_input_from_output", False))
+        else:
+            max_tokens = _get(request, "max_tokens")
+            stream = bool(_get(request, "stream", False))
+            stops = _strings(request, "stop_words")
+            # The old BLS has no such input: the core's config decides (build_engines: true).
+            exclude = bool(_get(request, "exclude_input_in_output", self.contract == "bls_legacy"))
         if max_tokens is None or int(max_tokens) <= 0:
             raise ValueError("max_tokens must be a single value > 0")
         return prompt.decode(), int(max_tokens), stream, stops, exclude
 
     def execute(self, requests):
         for request in requests:
+            names = ",".join(sorted(t.name() for t in request.inputs()))
+            pb_utils.Logger.log_info(f"trtllm_mimic[{self.name}] inputs={names}")
             sender = request.get_response_sender()
             try:
-                self._run(request, sender, *self._read(request))
+                args = self._read(request)
             except ValueError as exc:
-                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))), flags=_FINAL)
+                error = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
+                if self.contract == "llmapi":
+                    sender.send(error, flags=_FINAL)
+                else:  # the BLS sends the error, then the final flag alone
+                    sender.send(error)
+                    sender.send(flags=_FINAL)
+                continue
+            if self.contract == "llmapi":
+                self._run_llmapi(request, sender, *args)
+            else:
+                self._run_bls(request, sender, *args)
         return None
 
-    def _run(self, request, sender, prompt, max_tokens, stream, stops, exclude):
+    def _run_bls(self, request, sender, prompt, max_tokens, stream, stops, exclude):
         words = prompt.split()
-        head = "" if exclude else prompt
-        text, produced, finish = "", 0, "length"
+        text = ""
         for word in words[:max_tokens]:
             time.sleep(self.delay)
-            if request.is_cancelled():
-                self.cancelled += 1
-                pb_utils.Logger.log_info(f"trtllm_mimic: request cancelled after {produced} tokens")
-                sender.send(flags=_FINAL)
-                return
-            candidate = (text + " " + word) if text else word
-            cut = min((candidate.find(s) for s in stops if s in candidate), default=-1)
-            if cut >= 0:
-                text, finish = candidate[:cut], "stop"
-                produced += 1
-                break
-            text, produced = candidate, produced + 1
+            text = f"{text} {word}" if text else word
             if stream:
-                sender.send(self._response(request, head + text, None))
-        else:
-            finish = "length" if len(words) > max_tokens else "stop"
-        sender.send(self._response(request, head + text, (len(words), produced, finish)), flags=_FINAL)
+                sender.send(self._bls_response(request, text, len(words), 1))
+            if any(s in text for s in stops):  # the engine stops after the stop word's tokens
+                break
+        produced = len(text.split())
+        if not stream:
+            head = "" if exclude else prompt + " "
+            counted = produced if exclude else produced + len(words)
+            sender.send(self._bls_response(request, head + text, len(words), counted))
+        sender.send(flags=_FINAL)
 
-    def _response(self, request, text, final):
+    def _bls_response(self, request, text, n_in, n_out):
         out = [pb_utils.Tensor("text_output", self._text(text))]
-        if final is not None and self.contract == "bls":
-            if _get(request, "return_num_input_tokens", False):
-                out.append(pb_utils.Tensor("num_input_tokens", self._int(final[0])))
-            if _get(request, "return_num_output_tokens", False):
-                out.append(pb_utils.Tensor("num_output_tokens", self._int(final[1])))
-        if final is not None and self.contract == "llmapi" and _get(request, "return_finish_reason", False):
-            out.append(pb_utils.Tensor("finish_reason", self._text(final[2])))
+        if self.contract == "bls" and _get(request, "return_num_input_tokens", False):
+            out.append(pb_utils.Tensor("num_input_tokens", self._int(n_in)))
+        if self.contract == "bls" and _get(request, "return_num_output_tokens", False):
+            out.append(pb_utils.Tensor("num_output_tokens", self._int(n_out)))
+        return pb_utils.InferenceResponse(output_tensors=out)
+
+    def _run_llmapi(self, request, sender, prompt, max_tokens, stream, stops, exclude):
+        words = prompt.split()
+        head = "" if exclude else prompt
+        text, finish = "", "length" if len(words) > max_tokens else "stop"
+        for i, word in enumerate(words[:max_tokens]):
+            time.sleep(self.delay)
+            if request.is_cancelled():
+                pb_utils.Logger.log_info(f"trtllm_mimic[{self.name}]: request cancelled")
+                cancelled = pb_utils.TritonError("Request cancelled by client", pb_utils.TritonError.CANCELLED)
+                sender.send(pb_utils.InferenceResponse(error=cancelled), flags=_FINAL)
+                return
+            text = f"{text} {word}" if text else word
+            cut = min((text.find(s) for s in stops if s in text), default=-1)
+            if cut >= 0:  # the LLM API leaves the stop string out
+                text, finish = text[:cut], "stop"
+                break
+            last = i == min(len(words), max_tokens) - 1
+            if stream and not last:
+                sender.send(self._llmapi_response(request, head + text, "None"))
+        sender.send(self._llmapi_response(request, head + text, finish), flags=_FINAL)
+
+    def _llmapi_response(self, request, text, finish):
+        out = [pb_utils.Tensor("text_output", self._text(text))]
+        if _get(request, "return_finish_reason", False):
+            out.append(pb_utils.Tensor("finish_reason", self._text(finish)))
         return pb_utils.InferenceResponse(output_tensors=out)
