@@ -8,6 +8,7 @@ OUT := var
 
 install:
 	@./scripts/install.sh
+	@./scripts/fetch_helm.sh || echo "install: no helm binary; the Helm chart tests will skip"
 
 $(OUT)/registry.toml: install
 	$(PY) -m build_engines stack --out $(OUT)

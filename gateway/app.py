@@ -89,7 +89,9 @@ def _sqlite_dir(url: str) -> None:
 def _key_guard(settings: Settings) -> tuple[KeyGuard, StoreActivation]:
     _sqlite_dir(settings.database_url)
     store = KeyStore(settings.database_url)
-    limiter = make_limiter(settings.redis_url, settings.redis_fail_open)
+    limiter = make_limiter(settings.redis_url, settings.redis_fail_open,
+                           prefix=settings.redis_prefix,
+                           lease_ttl_s=settings.triton_timeout_s + 60)
     guard = KeyGuard(store, limiter, admin_key=settings.admin_key,
                      cache_ttl_s=settings.key_cache_ttl_s)
     return guard, StoreActivation(store, settings.key_cache_ttl_s)

@@ -101,7 +101,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _banner(settings: Settings, generated: bool) -> None:
     base = f"http://{settings.host}:{settings.port}"
-    key = settings.admin_key or "none"
+    # Print a key only when we just generated it: a configured one must not reach the logs.
+    key = settings.admin_key if generated else "$CHUNGUS_ADMIN_KEY"
     from gateway.registry import load_registry  # noqa: PLC0415
 
     models = [m.id for m in load_registry(settings.registry_path).models if m.kind == "chat"]
@@ -110,7 +111,7 @@ def _banner(settings: Settings, generated: bool) -> None:
     if generated:
         print(f"admin key (generated; set CHUNGUS_ADMIN_KEY to choose one): {key}")
     print("try:\n"
-          f"  curl {base}/v1/chat/completions -H 'Authorization: Bearer {key}' "
+          f"  curl {base}/v1/chat/completions -H \"Authorization: Bearer {key}\" "
           f"-H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", \"messages\": "
           '[{"role": "user", "content": "Name the capital city of France."}], "temperature": 0}\'\n',
           flush=True)

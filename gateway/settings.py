@@ -26,7 +26,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_key: str | None = None
     database_url: str = "sqlite+aiosqlite:///var/chungus.db"
     redis_url: str | None = None
-    redis_fail_open: bool = True
+    redis_fail_open: bool = True  # Redis down: admit uncounted (True) or answer 503 (False)
+    redis_prefix: str = "chungus:"  # Redis key prefix, so deployments can share one Redis
     key_cache_ttl_s: float = 5.0
     # Images
     image_fetch_timeout_s: float = 10.0
