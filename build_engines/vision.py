@@ -207,7 +207,8 @@ def build_vision(out: Path, *, source: Path | None = None, model_id: str = DEFAU
             shutil.rmtree(model_dir)
         shutil.copytree(SOURCE_DIR / "llava_vision" / "1", model_dir / "1",
                         ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(SOURCE_DIR / "llamacpp_chat" / "1" / "textstream.py", model_dir / "1")
+        for shared in ("textstream.py", "inputs.py"):  # shared with the llama.cpp model
+            shutil.copy(SOURCE_DIR / "llamacpp_chat" / "1" / shared, model_dir / "1")
         (model_dir / "hf").symlink_to(source)
         template = Template((SOURCE_DIR / "llava_vision" / "config.pbtxt.tmpl").read_text())
         side = cfg.crop_height if cfg.do_center_crop else cfg.height

@@ -19,35 +19,10 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(__file__))
+from inputs import BadRequest, optional as _optional, strings as _strings  # noqa: E402
 from textstream import TextStream  # noqa: E402
 
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
-
-
-class BadRequest(ValueError):
-    """A request the model refuses; becomes a Triton error response."""
-
-
-def _optional(request, name, default=None):
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    if tensor is None:
-        return default
-    array = tensor.as_numpy()
-    if array.size == 0:
-        return default
-    return array.reshape(-1)[0]
-
-
-def _strings(request, name):
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    if tensor is None:
-        return []
-    out = []
-    for item in tensor.as_numpy().reshape(-1):
-        text = item.decode("utf-8") if isinstance(item, bytes) else str(item)
-        if text:
-            out.append(text)
-    return out
 
 
 class Detokenizer:
