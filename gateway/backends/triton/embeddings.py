@@ -1,15 +1,15 @@
-"""Embeddings over Triton gRPC: strings [n, 1] in, ``embedding`` [n, dim] and ``num_tokens`` [n, 1] out.
+"""Embeddings over Triton's gRPC stream: strings [n, 1] in, ``embedding`` [n, dim] and ``num_tokens`` out.
 
-The embedding model is not decoupled, so each chunk is one unary ``ModelInfer`` call rather than
-a stream: a unary call costs the gateway about half the CPU of opening, feeding and cancelling
-a bidirectional stream, and embeddings are many small requests. Chunks run concurrently; the
-model's dynamic batcher merges them (and other clients' requests) into forward passes.
+Like every call the gateway makes, each chunk goes over the bidirectional streaming API (one
+request, one response: the model is not decoupled). Chunks run concurrently; the model's dynamic
+batcher merges them (and other clients' requests) into forward passes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -19,7 +19,12 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.backends.base import EmbeddingResult
 from gateway.backends.triton.errors import translate_error, translate_response_error
-from gateway.errors import BadGatewayError, GatewayError, GatewayTimeoutError
+from gateway.errors import (
+    BadGatewayError,
+    GatewayError,
+    GatewayTimeoutError,
+    ServiceUnavailableError,
+)
 
 CHUNK = 64  # strings per Triton request: at most the model's max_batch_size
 OUTPUTS = (InferRequestedOutput("embedding"), InferRequestedOutput("num_tokens"))
@@ -48,15 +53,22 @@ def parse_outputs(parts: Sequence[tuple[np.ndarray, np.ndarray]], expected: int)
 
 async def _infer(client: grpcclient.InferenceServerClient, model: str, texts: Sequence[str],
                  timeout_s: float) -> tuple[np.ndarray, np.ndarray]:
+    async def requests() -> AsyncIterator[dict[str, Any]]:
+        yield {"model_name": model, "inputs": [build_input(texts)], "outputs": list(OUTPUTS)}
+
+    call = client.stream_infer(requests(), stream_timeout=timeout_s)
     try:
-        # The deadline travels to Triton too, which then drops the request instead of running it.
-        result = await client.infer(model, [build_input(texts)], outputs=list(OUTPUTS),
-                                    client_timeout=timeout_s)
+        async for result, error in call:
+            if error is not None:
+                raise _translate(error)
+            return result.as_numpy("embedding"), result.as_numpy("num_tokens")
     except InferenceServerException as exc:
         raise _translate(exc) from exc
     except grpc.RpcError as exc:
         raise translate_error(exc) from exc
-    return result.as_numpy("embedding"), result.as_numpy("num_tokens")
+    finally:
+        call.cancel()
+    raise ServiceUnavailableError("the model server closed the stream early")
 
 
 def _translate(exc: InferenceServerException) -> GatewayError:
