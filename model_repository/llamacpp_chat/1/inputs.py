@@ -29,3 +29,44 @@ def strings(request, name):
         if text:
             out.append(text)
     return out
+
+
+def read_generation(request, seed_bits=32):
+    """The chat contract's inputs, validated; ``seed_bits`` is the width the sampler takes.
+
+    Raises:
+        BadRequest: missing text_input, a bad max_tokens or sampling value.
+    """
+    import os
+
+    raw = optional(request, "text_input")
+    if raw is None:
+        raise BadRequest("invalid request: text_input is required")
+    prompt = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else str(raw)
+    max_tokens = optional(request, "max_tokens")
+    if max_tokens is None or int(max_tokens) < 1:
+        raise BadRequest("invalid request: max_tokens must be a positive integer")
+    temperature = float(optional(request, "temperature", 1.0))
+    top_p = float(optional(request, "top_p", 1.0))
+    top_k = int(optional(request, "top_k", 0))
+    if not temperature >= 0 or not 0 < top_p <= 1 or top_k < 0:  # NaN fails too
+        raise BadRequest("invalid request: temperature must be >= 0, top_p in (0, 1], top_k >= 0")
+    seed = optional(request, "seed", optional(request, "random_seed"))
+    mask = (1 << seed_bits) - 1
+    return {
+        "prompt": prompt,
+        "max_tokens": int(max_tokens),
+        "stream": bool(optional(request, "stream", False)),
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "seed": int(seed) & mask if seed is not None else int.from_bytes(os.urandom(seed_bits // 8), "little"),
+        "stop": strings(request, "stop_words"),
+        "exclude_input": bool(optional(request, "exclude_input_in_output", True)),
+        "frequency_penalty": float(optional(request, "frequency_penalty", 0.0)),
+        "presence_penalty": float(optional(request, "presence_penalty", 0.0)),
+        "repetition_penalty": float(optional(request, "repetition_penalty", 1.0)),
+        # Counts come back unless the caller turns them off (TensorRT-LLM's flags).
+        "return_counts": bool(optional(request, "return_num_input_tokens", True))
+        and bool(optional(request, "return_num_output_tokens", True)),
+    }

@@ -20,7 +20,7 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(__file__))
 from batcher import Batcher, Sequence  # noqa: E402
-from inputs import BadRequest, optional as _optional, strings as _strings  # noqa: E402
+from inputs import BadRequest, read_generation  # noqa: E402
 from textstream import TextStream  # noqa: E402
 
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
@@ -67,36 +67,7 @@ class TritonPythonModel:
         return None
 
     def _read(self, request):
-        raw = _optional(request, "text_input")
-        if raw is None:
-            raise BadRequest("invalid request: text_input is required")
-        prompt = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else str(raw)
-        max_tokens = _optional(request, "max_tokens")
-        if max_tokens is None or int(max_tokens) < 1:
-            raise BadRequest("invalid request: max_tokens must be a positive integer")
-        temperature = float(_optional(request, "temperature", 1.0))
-        top_p = float(_optional(request, "top_p", 1.0))
-        top_k = int(_optional(request, "top_k", 0))
-        if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
-            raise BadRequest("invalid request: temperature must be >= 0, top_p in (0, 1], top_k >= 0")
-        seed = _optional(request, "seed", _optional(request, "random_seed"))
-        return {
-            "prompt": prompt,
-            "max_tokens": int(max_tokens),
-            "stream": bool(_optional(request, "stream", False)),
-            "temperature": temperature,
-            "top_p": top_p,
-            "top_k": top_k,
-            "seed": int(seed) & 0xFFFFFFFF if seed is not None else int.from_bytes(os.urandom(4), "little"),
-            "stop": _strings(request, "stop_words"),
-            "exclude_input": bool(_optional(request, "exclude_input_in_output", True)),
-            "frequency_penalty": float(_optional(request, "frequency_penalty", 0.0)),
-            "presence_penalty": float(_optional(request, "presence_penalty", 0.0)),
-            "repetition_penalty": float(_optional(request, "repetition_penalty", 1.0)),
-            # Counts come back unless the caller turns them off (TensorRT-LLM's flags).
-            "return_counts": bool(_optional(request, "return_num_input_tokens", True))
-            and bool(_optional(request, "return_num_output_tokens", True)),
-        }
+        return read_generation(request, seed_bits=32)
 
     def _sequence(self, request, sender):
         p = self._read(request)
