@@ -169,7 +169,8 @@ def build_chat(
         eos_token=info.eos_token,
         default_max_tokens=min(256, ctx),
         max_tokens_limit=max_tokens_limit or ctx,
-        context_length=ctx,
+        context_length=ctx,  # llama.cpp's n_ctx: prompt and completion share it
+        max_input_tokens=ctx,
         created=int(gguf.stat().st_mtime),
     )
     upsert_entry(out / "registry.toml", entry)

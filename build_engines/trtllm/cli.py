@@ -8,6 +8,8 @@ Run inside ``nvcr.io/nvidia/tritonserver:<yy.mm>-trtllm-python-py3`` (see docs/g
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import shlex
 import shutil
 import subprocess
@@ -73,14 +75,17 @@ def plan(build: BuildFile, out: Path) -> list[Step]:
     """Every step for every model, in order.
 
     Raises:
-        ValueError: more than one engine-path model (their Triton names are fixed), or two
-            models with one id.
+        ValueError: more than one engine-path model (their Triton names are fixed), two models
+            with one id, or models NVIDIA's launcher cannot start together.
     """
     if sum(m.path == "engine" for m in build.models) > 1:
         raise ValueError("one engine-path model per build file and repository: NVIDIA's BLS and "
                          "ensemble refer to fixed model names; use separate --out folders")
     if len({triton_name(m.id) for m in build.models}) != len(build.models):
         raise ValueError("model ids must be unique (after mapping to Triton names)")
+    refusal = commands.launch_refusal(build.models)
+    if refusal:
+        raise ValueError(refusal)
     repo = out / "model_repository"
     steps: list[Step] = []
     for m in build.models:
@@ -92,7 +97,38 @@ def missing_sources(build: BuildFile, steps: list[Step]) -> list[str]:
     """Scripts and model code the plan needs from the TensorRT-LLM checkout that are not there."""
     needed = {s.source for s in steps if isinstance(s, Copy)}
     needed |= {a for s in steps if isinstance(s, Run) for a in s.argv[1:2] if a.endswith(".py")}
+    needed |= {m.calib_dataset for m in build.models if m.calib_dataset and m.needs_calibration}
     return sorted(p for p in needed if not Path(p).exists())
+
+
+# Facts in tests/conformance/trtllm_facts.json were read for this release line; the `gpu` extra
+# of pyproject.toml pins the same version.
+CHECKED_VERSION = "1.2.1"
+
+
+def installed_trtllm() -> str | None:
+    """The installed TensorRT-LLM's version, read without importing it (the import prints a banner)."""
+    if importlib.util.find_spec("tensorrt_llm") is None:
+        return None
+    try:
+        return importlib.metadata.version("tensorrt_llm")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def preflight(build: BuildFile) -> list[str]:
+    """What the installed TensorRT-LLM lacks for the paths this build file asks for."""
+    version = installed_trtllm()
+    problems = []
+    if version is None:
+        problems.append("TensorRT-LLM is not installed in this Python: run inside NVIDIA's "
+                        "tritonserver:<yy.mm>-trtllm-python-py3 container, or `pip install .[gpu]` "
+                        "(see docs/gpu.md)")
+    if any(m.path == "engine" for m in build.models) and shutil.which("trtllm-build") is None:
+        problems.append("path = \"engine\" needs trtllm-build, which this TensorRT-LLM does not provide "
+                        f"(installed: {version}); NVIDIA is removing the engine workflow: use "
+                        "path = \"llmapi\" with this version, or a release that still ships trtllm-build")
+    return problems
 
 
 def describe(step: Step) -> str:
@@ -141,10 +177,17 @@ def run(args: argparse.Namespace) -> int:
         _print_plan(build, steps, args.out)
         print("launch: " + launch)
         return 0
+    problems = preflight(build)
+    if problems:
+        raise SystemExit("cannot build here:\n  " + "\n  ".join(problems))
+    version = installed_trtllm()
+    if version != CHECKED_VERSION:
+        print(f"note: TensorRT-LLM {version} is installed; CHUNGUS's templates were checked against "
+              f"{CHECKED_VERSION} (tests/conformance). Regenerate the facts for this version, see docs/gpu.md.")
     missing = missing_sources(build, steps)
     if missing:
-        raise SystemExit("not found in trtllm_root (check out NVIDIA/TensorRT-LLM at the container's "
-                         "version, see docs/gpu.md):\n  " + "\n  ".join(missing))
+        raise SystemExit("not found (trtllm_root must be NVIDIA/TensorRT-LLM at the container's version, "
+                         "calib_dataset a local copy; see docs/gpu.md):\n  " + "\n  ".join(missing))
     progress = Progress()
     for i, step in enumerate(steps, 1):
         with progress.step(f"({i}/{len(steps)}) {describe(step)}"):

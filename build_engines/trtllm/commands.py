@@ -38,26 +38,40 @@ def vision_engine_dir(m: TrtllmModel, workdir: str) -> str:
     return f"{workdir}/{m.id}/vision_engine"
 
 
+def _quantize_command(m: TrtllmModel, out: str, root: str) -> list[str]:
+    """ModelOpt's quantize.py: weight quantization and/or an FP8 KV cache (any family)."""
+    qformat = m.quantization if m.quantization in _QUANTIZE else "full_prec"
+    cmd = ["python3", str(examples(root) / "quantization" / "quantize.py"),
+           "--model_dir", m.hf_model, "--dtype", m.dtype, "--qformat", qformat,
+           "--output_dir", out, "--calib_size", str(m.calib_size),
+           "--tp_size", str(m.tp), "--pp_size", str(m.pp)]
+    if m.quantization == "int4_awq":
+        cmd += ["--awq_block_size", "128"]
+    if m.kv_cache_dtype != "auto":
+        cmd += ["--kv_cache_dtype", m.kv_cache_dtype]
+    if m.calib_dataset:
+        cmd += ["--calib_dataset", m.calib_dataset]
+    return cmd
+
+
 def convert_command(m: TrtllmModel, workdir: str, root: str) -> list[str]:
-    """HF checkpoint -> TensorRT-LLM checkpoint: ModelOpt's quantize.py, or the model's converter."""
+    """HF checkpoint -> TensorRT-LLM checkpoint: ModelOpt's quantize.py, or the model's converter.
+
+    Gemma's converter has its own flags: ``--ckpt-type hf`` (no default) and ``--world-size``
+    (tensor parallelism only; ``TrtllmModel`` refuses pp > 1 for Gemma).
+    """
     out = checkpoint_dir(m, workdir)
-    parallel = ["--tp_size", str(m.tp), "--pp_size", str(m.pp)]
     if m.quantization in _QUANTIZE or m.kv_cache_dtype == "fp8":
-        qformat = m.quantization if m.quantization in _QUANTIZE else "full_prec"
-        cmd = ["python3", str(examples(root) / "quantization" / "quantize.py"),
-               "--model_dir", m.hf_model, "--dtype", m.dtype, "--qformat", qformat,
-               "--output_dir", out, "--calib_size", str(m.calib_size), *parallel]
-        if m.quantization == "int4_awq":
-            cmd += ["--awq_block_size", "128"]
-        if m.kv_cache_dtype != "auto":
-            cmd += ["--kv_cache_dtype", m.kv_cache_dtype]
-        if m.calib_dataset:
-            cmd += ["--calib_dataset", m.calib_dataset]
-        return cmd
-    cmd = ["python3", str(examples(root) / _CONVERT[m.architecture] / "convert_checkpoint.py"),
-           "--model_dir", m.hf_model, "--output_dir", out, "--dtype", m.dtype, *parallel]
-    if m.kv_cache_dtype == "int8":
-        cmd += ["--int8_kv_cache"]
+        return _quantize_command(m, out, root)
+    script = str(examples(root) / _CONVERT[m.architecture] / "convert_checkpoint.py")
+    if m.architecture == "gemma":
+        cmd = ["python3", script, "--ckpt-type", "hf", "--model_dir", m.hf_model, "--output_dir", out,
+               "--dtype", m.dtype, "--world-size", str(m.tp)]
+    else:
+        cmd = ["python3", script, "--model_dir", m.hf_model, "--output_dir", out, "--dtype", m.dtype,
+               "--tp_size", str(m.tp), "--pp_size", str(m.pp)]
+    if m.kv_cache_dtype == "int8":  # calibrates: TrtllmModel insists on a local calib_dataset
+        cmd += ["--int8_kv_cache", "--calib_dataset", str(m.calib_dataset)]
     return cmd
 
 
@@ -98,12 +112,41 @@ def engine_commands(m: TrtllmModel, workdir: str, root: str) -> list[list[str]]:
     return cmds
 
 
+def launch_refusal(models: list[TrtllmModel]) -> str | None:
+    """Why NVIDIA's launcher cannot start these models in one Triton, or None.
+
+    ``launch_triton_server.py --no-mpi`` (needed by multi-instance LLM API models) asserts
+    world_size == 1, while engines need one MPI rank per GPU; and an LLM API model started inside
+    an MPI world of several ranks takes that world (COMM_WORLD) for its own workers.
+    """
+    engines = [m for m in models if m.path == "engine"]
+    llmapi = [m for m in models if m.path == "llmapi"]
+    if not engines or not llmapi:
+        return None
+    multi = [m.id for m in llmapi if m.instances > 1]
+    if multi:
+        return (f"cannot launch engine models together with multi-instance LLM API models ({', '.join(multi)}): "
+                "those need launch_triton_server.py --no-mpi, which allows world_size 1 only, while engines "
+                "run under MPI. Build them into separate --out folders and start two Tritons.")
+    if engines[0].world_size > 1:
+        return (f"cannot launch LLM API models ({', '.join(m.id for m in llmapi)}) beside an engine with "
+                f"world size {engines[0].world_size}: under mpirun the LLM API model would take MPI's "
+                "COMM_WORLD for its own workers. Build them into separate --out folders.")
+    return None
+
+
 def launch_command(repository: str, models: list[TrtllmModel], root: str) -> list[str]:
     """NVIDIA's launcher: one MPI rank per GPU of the engine (world size = tp * pp).
 
     LLM API models start their own TensorRT-LLM workers, so they run as one rank; several
     instances of them on one node (``gpu_device_ids``) run without MPI.
+
+    Raises:
+        ValueError: the models cannot share one launch (see ``launch_refusal``).
     """
+    refusal = launch_refusal(models)
+    if refusal:
+        raise ValueError(refusal)
     script = str(PurePosixPath(root) / "triton_backend" / "scripts" / "launch_triton_server.py")
     cmd = ["python3", script, f"--model_repo={repository}"]
     engines = [m for m in models if m.path == "engine"]

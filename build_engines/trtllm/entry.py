@@ -77,7 +77,17 @@ def registry_entry(m: TrtllmModel, out: Path) -> ModelEntry:
         text_mode="delta" if engine and m.frontend == "ensemble" else "cumulative",
         chat_template=f"models/{m.id}/chat_template.jinja" if template is not None else None,
         tokenizer=f"models/{m.id}/tokenizer.json" if has_tokenizer else None,
-        bos_token=_special(config, "bos_token"), eos_token=_special(config, "eos_token"),
+        # The LLM API tokenizes with SamplingParams.add_special_tokens (default true, and NVIDIA's
+        # Triton model has no input to turn it off): the tokenizer adds BOS itself, so the template
+        # must render none. The engine path's preprocessing runs with add_special_tokens false
+        # for text models (see repository.engine_values), so there the template renders BOS.
+        bos_token=_special(config, "bos_token") if engine else "",
+        eos_token=_special(config, "eos_token"),
         default_max_tokens=min(m.default_max_tokens, m.max_seq_len - m.max_input_len),
-        max_tokens_limit=m.max_seq_len - 1, context_length=m.max_seq_len,
+        max_tokens_limit=m.max_seq_len - 1,
+        # Prompt + completion must fit max_seq_len; the engine takes prompts up to max_input_len.
+        # The LLM API (PyTorch backend, no chunked prefill in our model.yaml) refuses prompts over
+        # max_num_tokens as well as over max_seq_len.
+        context_length=m.max_seq_len,
+        max_input_tokens=m.max_input_len if engine else min(m.max_seq_len, m.max_num_tokens),
         **_vision_fields(m, side / "chat_template.jinja"))

@@ -77,10 +77,13 @@ def engine_values(m: TrtllmModel, workdir: str) -> dict[str, object]:
         "enable_chunked_context": m.enable_chunked_context, "exclude_input_in_output": True,
         "cancellation_check_period_ms": 100, "stats_check_period_ms": 100,
         "tokenizer_dir": m.hf_model, "hf_model_path": m.hf_model,
+        # NVIDIA's C++ model reads both with GetParameter<std::string> outside any try: a missing
+        # key fails the load. Empty = guided decoding off (the gateway sends no guide).
+        "guided_decoding_backend": "", "xgrammar_tokenizer_info_path": "",
         "extra_parameters": parameters_block({
             "max_tokens_in_paged_kv_cache": m.max_tokens_in_paged_kv_cache,
             "gpu_device_ids": m.gpu_device_ids}),
-        "bls_instance_count": m.bls_instances or m.max_batch_size, "accumulate_tokens": True,
+        "bls_instance_count": m.bls_instance_count, "accumulate_tokens": True,
         "tensorrt_llm_model_name": "tensorrt_llm", "tensorrt_llm_draft_model_name": "",
         "multimodal_encoders_name": "multimodal_encoders" if m.vision else "",
         "preprocessing_instance_count": m.tokenizer_instances,

@@ -49,7 +49,7 @@ def _model(**kw: object) -> TrtllmModel:
 
 @pytest.fixture(scope="module")
 def configs() -> dict[str, mc.ModelConfig]:
-    texts = repository.engine_configs(_model(vision=True, frontend="bls", max_batch_size=16), "/w")
+    texts = repository.engine_configs(_model(vision=True, dtype="float16", frontend="bls", max_batch_size=16), "/w")
     texts |= {"ensemble": repository.engine_configs(_model(frontend="ensemble"), "/w")["ensemble"]}
     return {name: text_format.Parse(text, mc.ModelConfig()) for name, text in texts.items()}
 
