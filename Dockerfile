@@ -26,6 +26,9 @@ ENV PATH=/opt/chungus/bin:$PATH \
     CHUNGUS_REGISTRY_PATH=/etc/chungus/registry.toml \
     CHUNGUS_DATABASE_URL=sqlite+aiosqlite:////data/chungus.db
 COPY --from=build /opt/chungus /opt/chungus
+# The source too: the chart's engine build Job installs it inside NVIDIA's Triton image, whose
+# Python differs from this one (docs/helm.md, "Engines into the cluster").
+COPY --from=build /src /opt/chungus/src
 RUN groupadd --gid 10001 chungus \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin chungus \

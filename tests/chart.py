@@ -40,17 +40,29 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def value_args(values_files: tuple[str, ...] = (), sets: tuple[str, ...] = ()) -> list[str]:
     args: list[str] = []
     for name in values_files:
-        args += ["-f", str(CHART / "ci" / name)]
+        args += ["-f", str(CHART / "ci" / name)]  # an absolute path stays as it is
     for item in sets:
         args += ["--set", item]
     return args
 
 
-def render(values_files: tuple[str, ...] = (), sets: tuple[str, ...] = ()) -> Rendered:
+def render_text(values_files: tuple[str, ...] = (), sets: tuple[str, ...] = (), release: str = RELEASE) -> str:
+    """``helm template`` the chart (tests included): the YAML stream."""
+    return helm("template", release, str(CHART), "--namespace", NAMESPACE,
+                "--kube-version", KUBE_VERSION, *value_args(values_files, sets)).stdout
+
+
+def render(values_files: tuple[str, ...] = (), sets: tuple[str, ...] = (), release: str = RELEASE) -> Rendered:
     """``helm template`` the chart (tests included) and parse every object."""
-    proc = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-                "--kube-version", KUBE_VERSION, *value_args(values_files, sets))
-    return Rendered([doc for doc in yaml.safe_load_all(proc.stdout) if doc])
+    return Rendered([doc for doc in yaml.safe_load_all(render_text(values_files, sets, release)) if doc])
+
+
+def render_error(sets: tuple[str, ...] = (), values_files: tuple[str, ...] = ()) -> str:
+    """Render values the chart must refuse; return helm's error (fails if it renders)."""
+    proc = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+                *value_args(values_files, sets), check=False)
+    assert proc.returncode != 0, f"rendered, but should have failed: {sets}"
+    return proc.stderr
 
 
 class Rendered:
@@ -72,19 +84,29 @@ class Rendered:
         raise KeyError(f"{kind}/{name} not rendered; have {[o['metadata']['name'] for o in self.of_kind(kind)]}")
 
     def workloads(self) -> list[dict[str, Any]]:
-        return [o for o in self.objects if o["kind"] in ("Deployment", "StatefulSet")]
+        return [o for o in self.objects if o["kind"] in ("Deployment", "StatefulSet", "Job")]
 
     def pod_specs(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-        """(name, pod metadata, pod spec) of every workload's template and of bare pods."""
+        """(name, pod metadata, pod spec) of every workload's template, of a LeaderWorkerSet's
+        leader and worker templates, and of bare pods."""
         pods = [(w["metadata"]["name"], w["spec"]["template"]["metadata"], w["spec"]["template"]["spec"])
                 for w in self.workloads()]
+        for lws in self.of_kind("LeaderWorkerSet"):
+            for role in ("leaderTemplate", "workerTemplate"):
+                template = lws["spec"]["leaderWorkerTemplate"][role]
+                pods.append((f"{lws['metadata']['name']}/{role}", template["metadata"], template["spec"]))
         pods += [(p["metadata"]["name"], p["metadata"], p["spec"]) for p in self.of_kind("Pod")]
         return pods
 
+    def pod_spec(self, kind: str, name: str) -> dict[str, Any]:
+        return self.get(kind, name)["spec"]["template"]["spec"]
+
 
 def container(workload: dict[str, Any], name: str) -> dict[str, Any]:
-    spec = workload["spec"]["template"]["spec"] if "template" in workload["spec"] else workload["spec"]
-    return next(c for c in spec["containers"] if c["name"] == name)
+    """A container of a workload, a pod or a pod spec, by name (init containers included)."""
+    spec = workload.get("spec", workload)
+    spec = spec["template"]["spec"] if "template" in spec else spec
+    return next(c for c in spec["containers"] + spec.get("initContainers", []) if c["name"] == name)
 
 
 def literal_env(container_spec: dict[str, Any]) -> dict[str, str]:

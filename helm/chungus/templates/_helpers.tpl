@@ -64,10 +64,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
-Name of one component's objects: include with (dict "ctx" $ "component" "gateway").
+Name of one component's objects: include with (dict "ctx" $ "component" "gateway"). At most 52
+characters: a StatefulSet's pods carry the label controller-revision-hash=<name>-<10-char hash>,
+and label values stop at 63 (kubernetes/kubernetes#64023). "max" lowers the budget (the
+LeaderWorkerSet's worker StatefulSets are named <name>-<group>, their pods <name>-<group>-<i>).
 */}}
 {{- define "chungus.componentName" -}}
-{{- printf "%s-%s" (include "chungus.fullname" .ctx | trunc 52 | trimSuffix "-") .component }}
+{{- $budget := sub (default 52 .max) (add1 (len .component)) }}
+{{- printf "%s-%s" (include "chungus.fullname" .ctx | trunc (int $budget) | trimSuffix "-") .component }}
 {{- end }}
 
 {{/*
@@ -100,19 +104,32 @@ The Secret holding the bootstrap admin key, and its key.
 {{- end }}
 
 {{/*
-The admin key to store: the value given, else the one already in the cluster, else a new one.
+A secret value: the one given, else the one already in the cluster (lookup), else a new random
+one. Memoized per render (in .Values._chungusGenerated), so the Secret and the checksum that rolls
+the gateway see the same value. `helm template` and GitOps renderers cannot look up: they get a
+new value each time, which is why existingSecret is the GitOps route (docs/helm.md).
+Include with (dict "ctx" $ "id" "admin" "given" "..." "secret" "name" "key" "k" "prefix" "sk-chungus-" "length" 40).
 */}}
+{{- define "chungus.secretValue" -}}
+{{- $cache := default (dict) .ctx.Values._chungusGenerated }}
+{{- if not (hasKey $cache .id) }}
+{{- $value := .given }}
+{{- if not $value }}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .secret }}
+{{- if and $existing $existing.data (hasKey $existing.data .key) }}
+{{- $value = index $existing.data .key | b64dec }}
+{{- else }}
+{{- $value = printf "%s%s" (default "" .prefix) (randAlphaNum (int .length)) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $cache .id $value }}
+{{- $_ := set .ctx.Values "_chungusGenerated" $cache }}
+{{- end }}
+{{- index $cache .id }}
+{{- end }}
+
 {{- define "chungus.adminKey" -}}
-{{- if .Values.gateway.auth.adminKey }}
-{{- .Values.gateway.auth.adminKey }}
-{{- else }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "chungus.adminSecretName" .) }}
-{{- if and $existing (index $existing.data .Values.gateway.auth.existingSecretKey) }}
-{{- index $existing.data .Values.gateway.auth.existingSecretKey | b64dec }}
-{{- else }}
-{{- printf "sk-chungus-%s" (randAlphaNum 40) }}
-{{- end }}
-{{- end }}
+{{- include "chungus.secretValue" (dict "ctx" . "id" "admin" "given" .Values.gateway.auth.adminKey "secret" (include "chungus.adminSecretName" .) "key" .Values.gateway.auth.existingSecretKey "prefix" "sk-chungus-" "length" 40) }}
 {{- end }}
 
 {{/*
@@ -123,44 +140,59 @@ The Secret holding the bundled PostgreSQL's password.
 {{- end }}
 
 {{- define "chungus.postgresqlPassword" -}}
-{{- if .Values.postgresql.auth.password }}
-{{- .Values.postgresql.auth.password }}
-{{- else }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "chungus.postgresqlSecretName" .) }}
-{{- if and $existing (index $existing.data .Values.postgresql.auth.secretKey) }}
-{{- index $existing.data .Values.postgresql.auth.secretKey | b64dec }}
-{{- else }}
-{{- randAlphaNum 32 }}
-{{- end }}
-{{- end }}
+{{- include "chungus.secretValue" (dict "ctx" . "id" "postgresql" "given" .Values.postgresql.auth.password "secret" (include "chungus.postgresqlSecretName" .) "key" .Values.postgresql.auth.secretKey "length" 32) }}
 {{- end }}
 
 {{/*
-How many Triton pods the gateway may ever see: the HPA's maximum when it is on.
+The Secret holding the bundled Redis' password.
 */}}
-{{- define "chungus.tritonMaxPods" -}}
-{{- if .Values.autoscaling.enabled }}
-{{- max (int .Values.triton.replicaCount) (int .Values.autoscaling.maxReplicas) }}
-{{- else }}
-{{- int .Values.triton.replicaCount }}
+{{- define "chungus.redisSecretName" -}}
+{{- default (include "chungus.componentName" (dict "ctx" . "component" "redis")) .Values.redis.auth.existingSecret }}
 {{- end }}
+
+{{- define "chungus.redisPassword" -}}
+{{- include "chungus.secretValue" (dict "ctx" . "id" "redis" "given" .Values.redis.auth.password "secret" (include "chungus.redisSecretName" .) "key" .Values.redis.auth.secretKey "length" 32) }}
 {{- end }}
 
 {{/*
-CHUNGUS_TRITON_URLS: the list given, else one gRPC endpoint per Triton pod. StatefulSet pods have
-stable DNS names under the headless Service; the gateway skips endpoints that are not ready (pods
-the HPA has not started yet) and balances over the rest by least outstanding requests.
+Annotations of a Secret the chart generates: kept on uninstall and rollback, so that a reinstall
+does not lock the gateway out of PostgreSQL (which reads its password only at first start).
+*/}}
+{{- define "chungus.secretAnnotations" -}}
+helm.sh/resource-policy: keep
+{{- end }}
+
+{{/*
+What the gateway reads from Secrets, hashed: its pods roll when any of it changes. Secrets made
+outside the chart are represented by their names and gateway.secretsRevision.
+*/}}
+{{- define "chungus.secretsChecksum" -}}
+{{- $parts := list .Values.gateway.secretsRevision }}
+{{- if .Values.gateway.auth.existingSecret }}
+{{- $parts = append $parts .Values.gateway.auth.existingSecret }}
+{{- else }}
+{{- $parts = append $parts (include "chungus.adminKey" .) }}
+{{- end }}
+{{- if and .Values.postgresql.enabled (not .Values.postgresql.auth.existingSecret) }}
+{{- $parts = append $parts (include "chungus.postgresqlPassword" .) }}
+{{- end }}
+{{- if and .Values.redis.enabled (not .Values.redis.auth.existingSecret) }}
+{{- $parts = append $parts (include "chungus.redisPassword" .) }}
+{{- end }}
+{{- $parts = concat $parts (list (toJson .Values.gateway.database) (toJson .Values.redis.external) .Values.postgresql.auth.existingSecret .Values.redis.auth.existingSecret) }}
+{{- join "\n" $parts | sha256sum }}
+{{- end }}
+
+{{/*
+CHUNGUS_TRITON_URLS: the list given, else the chart's headless Triton Service as one
+dns://<service>.<namespace>.svc.<clusterDomain>:<grpc> entry, which the gateway resolves
+periodically to every pod address (pods come and go with the HPA and with rollouts).
 */}}
 {{- define "chungus.tritonUrls" -}}
 {{- if .Values.gateway.tritonUrls }}
 {{- join "," .Values.gateway.tritonUrls }}
 {{- else if .Values.triton.enabled }}
-{{- $name := include "chungus.componentName" (dict "ctx" . "component" "triton") }}
-{{- $urls := list }}
-{{- range $i := until (include "chungus.tritonMaxPods" . | int) }}
-{{- $urls = append $urls (printf "%s-%d.%s.%s.svc:%d" $name $i $name $.Release.Namespace (int $.Values.triton.ports.grpc)) }}
-{{- end }}
-{{- join "," $urls }}
+{{- printf "dns://%s.%s.svc.%s:%d" (include "chungus.componentName" (dict "ctx" . "component" "triton")) .Release.Namespace .Values.clusterDomain (int .Values.triton.ports.grpc) }}
 {{- else }}
 {{- fail "set gateway.tritonUrls, or triton.enabled=true" }}
 {{- end }}
