@@ -239,3 +239,40 @@ def test_protobuf_round_trip_of_a_config_keeps_every_field() -> None:
     text = repository.engine_configs(_model(), "/w")["tensorrt_llm"]
     config = repository.parse(text)
     assert repository.parse(text_format.MessageToString(config)) == config
+
+
+def test_the_gpu_extra_pins_the_facts_release_and_install_never_takes_it() -> None:
+    """Fault 15: one pinned TensorRT-LLM for builds outside NVIDIA's container, never in the CPU install."""
+    import tomllib  # noqa: PLC0415
+
+    from build_engines.trtllm.cli import CHECKED_VERSION  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[2]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["gpu"] == [f"tensorrt-llm=={CHECKED_VERSION}"]
+    assert not any("tensorrt" in dep for name, deps in extras.items() if name != "gpu" for dep in deps)
+    install = (root / "scripts" / "install.sh").read_text()
+    assert '-e ".[cpu,test]"' in install and "gpu" not in install
+
+
+def test_project_docs_stand_alone() -> None:
+    """Fault 13: docs cite nothing outside the project."""
+    root = Path(__file__).resolve().parents[2]
+    for doc in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
+        text = doc.read_text()
+        assert "shared/" not in text and "../shared" not in text, doc
+
+
+def test_gpu_doc_reads_the_version_without_the_import_banner() -> None:
+    """Fault 4: `import tensorrt_llm` prints a banner, so VERSION would hold two lines."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "gpu.md").read_text()
+    assert "VERSION=$(pip show tensorrt_llm | sed -n 's/^Version: //p')" in doc
+    assert "import tensorrt_llm; print" not in doc
+
+
+def test_gpu_check_installs_into_its_own_venv() -> None:
+    """Fault 14: never into the node's Python environment."""
+    script = (Path(__file__).resolve().parents[2] / "bench" / "gpu_check.sh").read_text()
+    assert "python3 -m venv --without-pip --system-site-packages" in script
+    assert '"$PY" -m pip install' in script and "python3 -m pip install" not in script
+    assert 'exec "$PY" -m bench.gpu_check' in script
