@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.backends.triton.server import TritonServer, free_port
+from gateway.triton.server import TritonServer, free_port
 from tests.chart import Rendered, container, expand, helm_binary, literal_env, render
 from tests.e2e.conftest import CHAT_MODEL
 from tests.unit.test_container_image import CPU_ONLY_MODULES
@@ -27,7 +27,8 @@ SERVICE_URL = "http://t-chungus-gateway:80"
 
 @pytest.fixture(scope="module")
 def rendered() -> Rendered:
-    return render()
+    # One replica with SQLite in the pod: the render that needs no PostgreSQL or Redis.
+    return render(("minimal-values.yaml",))
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,8 @@ def chart_gateway(rendered: Rendered, admin_key: str, triton: TritonServer, stac
     port = free_port()
     env = literal_env(gateway) | {
         "CHUNGUS_HOST": "127.0.0.1", "CHUNGUS_PORT": str(port),  # the pod's 0.0.0.0:8080
-        "CHUNGUS_TRITON_URLS": triton.grpc_url,  # the StatefulSet pods' DNS names
-        "CHUNGUS_REGISTRY_PATH": str(stack_dir / "registry.toml"),  # the ConfigMap and model store
+        "CHUNGUS_TRITON_URLS": triton.grpc_url,  # dns:// on the headless Triton Service
+        "CHUNGUS_REGISTRY_PATH": str(stack_dir / "registry.toml"),  # the registry ConfigMap
         "CHUNGUS_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'keys.db'}",  # the /data emptyDir
         "CHUNGUS_ADMIN_KEY": admin_key,  # from the rendered Secret
     }
