@@ -21,7 +21,9 @@ run: install
 
 test: install
 	$(VENV)/bin/ruff check gateway build_engines tests bench
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check gateway build_engines tests bench

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
-from gateway.backends.triton.server import TritonServer, free_port
+from gateway.triton.server import TritonServer, free_port
 from tests.models.build import build_test_models
 from tests.support import GatewayProcess
 

@@ -28,7 +28,7 @@ import aiohttp
 
 from build_engines.embedding import DEFAULT_ID, build_embedding, default_source
 from build_engines.progress import Progress
-from gateway.backends.triton.server import TritonServer, free_port
+from gateway.triton.server import TritonServer, free_port
 from tests.support import GatewayProcess
 
 SENTENCES = [f"This is benchmark sentence number {i}, about topic {i % 13}." for i in range(4096)]

@@ -19,7 +19,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import InferInput
 
-from gateway.backends.triton.server import TritonServer, free_port
+from gateway.triton.server import TritonServer, free_port
 from tests.models.build import build_test_models
 from tests.support import GatewayProcess
 

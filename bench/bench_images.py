@@ -19,12 +19,12 @@ import aiohttp
 
 from build_engines.progress import Progress
 from build_engines.vision import build_vision
-from gateway.backends.triton.server import TritonServer, free_port
-from gateway.multimodal import ImageService
-from gateway.multimodal.decode import decode_image
-from gateway.multimodal.preprocess import pixel_values
+from gateway.images import ImageService
+from gateway.images.decode import decode_image
+from gateway.images.preprocess import pixel_values
 from gateway.registry import ImageProcessorConfig, ModelEntry, load_registry
 from gateway.settings import Settings
+from gateway.triton.server import TritonServer, free_port
 from tests.images import data_uri, image_server, make_image
 from tests.support import GatewayProcess
 

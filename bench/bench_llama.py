@@ -23,7 +23,7 @@ from tritonclient.grpc import InferInput
 
 from build_engines.cpu import build_chat, fetch_smollm2
 from build_engines.progress import Progress
-from gateway.backends.triton.server import TritonServer, free_port
+from gateway.triton.server import TritonServer, free_port
 
 PROMPT = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
           "Face<|im_end|>\n<|im_start|>user\nExplain how photosynthesis works in detail."

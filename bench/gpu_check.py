@@ -33,7 +33,7 @@ import httpx
 
 from build_engines.progress import Progress
 from build_engines.vision import build_vision
-from gateway.backends.triton.server import TritonInstall, TritonServer, free_port
+from gateway.triton.server import TritonInstall, TritonServer, free_port
 from tests.support import GatewayProcess
 
 MODEL_ID = "gpu-llava-random"

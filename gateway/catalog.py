@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.backends.base import Backend
-from gateway.errors import ModelNotFoundError, ServiceUnavailableError
+from gateway.errors import ModelNotFoundError
 from gateway.registry import ModelEntry, Registry
 
 
@@ -56,14 +56,9 @@ class ModelCatalog:
             raise ModelNotFoundError(model_id)
         return entry
 
-    async def all_ready(self) -> bool:
-        """True when the backend is up and every active model is ready."""
-        if not await self.backend.is_ready():
-            return False
-        ready = await self.backend.ready_models()
+    async def readiness(self) -> dict[str, bool]:
+        """Every active model id -> whether Triton has it ready."""
         overrides = await self._overrides()
-        return all(m.triton_model in ready for m in self.registry.models
-                   if overrides.get(m.id, m.active))
-
-
-__all__ = ["ModelCatalog", "ActivationSource", "ServiceUnavailableError"]
+        ready = await self.backend.ready_models()
+        return {m.id: m.triton_model in ready for m in self.registry.models
+                if overrides.get(m.id, m.active)}

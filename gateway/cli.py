@@ -18,11 +18,11 @@ from gateway.settings import Settings
 log = logging.getLogger("chungus")
 
 # Sub-command families contributed by other modules: each has add_parsers(subparsers).
-_EXTENSIONS: tuple[str, ...] = ("gateway.security.cli",)
+_EXTENSIONS: tuple[str, ...] = ("gateway.admin.cli",)
 
 
 def _triton(args: argparse.Namespace) -> object:
-    from gateway.backends.triton.server import TritonServer  # noqa: PLC0415
+    from gateway.triton.server import TritonServer
 
     return TritonServer(
         model_repository=Path(args.model_repository).resolve(),
@@ -32,17 +32,17 @@ def _triton(args: argparse.Namespace) -> object:
     )
 
 
-def _add_triton_args(p: argparse.ArgumentParser) -> None:
+def _add_triton_args(p: argparse.ArgumentParser, settings: Settings) -> None:
     p.add_argument("--model-repository", default="var/model_repository")
     p.add_argument("--workdir", default="var/triton", help="Triton's log and backend folder")
-    p.add_argument("--triton-http-port", type=int, default=int(os.environ.get("CHUNGUS_TRITON_HTTP_PORT", 8000)))
-    p.add_argument("--triton-grpc-port", type=int, default=int(os.environ.get("CHUNGUS_TRITON_GRPC_PORT", 8001)))
-    p.add_argument("--triton-metrics-port", type=int, default=int(os.environ.get("CHUNGUS_TRITON_METRICS_PORT", 8002)))
+    p.add_argument("--triton-http-port", type=int, default=settings.triton_http_port)
+    p.add_argument("--triton-grpc-port", type=int, default=settings.triton_grpc_port)
+    p.add_argument("--triton-metrics-port", type=int, default=settings.triton_metrics_port)
 
 
 def cmd_triton(args: argparse.Namespace) -> int:
     """Run Triton on CPU until Ctrl-C."""
-    from gateway.backends.triton.server import TritonStartError  # noqa: PLC0415
+    from gateway.triton.server import TritonStartError
 
     server = _triton(args)
     try:
@@ -67,10 +67,10 @@ def cmd_triton(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start Triton (unless an external one is named) and the gateway; stop both on exit."""
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from gateway.app import create_app  # noqa: PLC0415
-    from gateway.backends.triton.server import TritonStartError  # noqa: PLC0415
+    from gateway.app import create_app
+    from gateway.triton.server import TritonStartError
 
     settings = Settings.from_env(os.environ)
     generated = settings.admin_key is None and settings.auth_enabled
@@ -103,7 +103,7 @@ def _banner(settings: Settings, generated: bool) -> None:
     base = f"http://{settings.host}:{settings.port}"
     # Print a key only when we just generated it: a configured one must not reach the logs.
     key = settings.admin_key if generated else "$CHUNGUS_ADMIN_KEY"
-    from gateway.registry import load_registry  # noqa: PLC0415
+    from gateway.registry import load_registry
 
     models = [m.id for m in load_registry(settings.registry_path).models if m.kind == "chat"]
     model = models[0] if models else "MODEL"
@@ -118,21 +118,22 @@ def _banner(settings: Settings, generated: bool) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from build_engines.__main__ import main as build_main  # noqa: PLC0415
+    from build_engines.__main__ import main as build_main
 
     return build_main(args.build_args, prog="chungus build")
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    settings = settings or Settings.from_env(os.environ)
     parser = argparse.ArgumentParser(prog="chungus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="Triton + gateway (the whole CPU stack)")
-    _add_triton_args(serve)
+    _add_triton_args(serve, settings)
     serve.add_argument("--external-triton", metavar="HOST:PORT[,HOST:PORT...]",
                        help="use running Triton server(s) instead of starting one")
     serve.set_defaults(run=cmd_serve)
     triton = sub.add_parser("triton", help="run Triton on CPU with the built model repository")
-    _add_triton_args(triton)
+    _add_triton_args(triton, settings)
     triton.set_defaults(run=cmd_triton)
     build = sub.add_parser("build", help="build models (same as python -m build_engines)",
                            add_help=False)
@@ -144,9 +145,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("CHUNGUS_LOG_LEVEL", "INFO").upper(),
+    settings = Settings.from_env(os.environ)
+    logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = make_parser().parse_args(argv)
+    args = make_parser(settings).parse_args(argv)
     return int(args.run(args))
 
 

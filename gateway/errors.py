@@ -8,7 +8,9 @@
     ├── NotFoundError                 404
     │   └── ModelNotFoundError        404 model_not_found
     ├── MethodNotAllowedError         405
+    ├── UnsupportedMediaTypeError     415
     ├── RateLimitError                429 rate_limit_exceeded
+    ├── InternalServerError           500 internal_error (never the exception's text)
     └── BackendError                  5xx
         ├── BadGatewayError           502 (the backend broke the contract)
         ├── ServiceUnavailableError   503 (the backend is down or not ready)
@@ -96,6 +98,18 @@ class MethodNotAllowedError(GatewayError):
     status = 405
     type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class UnsupportedMediaTypeError(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    default_code = "unsupported_media_type"
+
+
+class InternalServerError(GatewayError):
+    status = 500
+    type = "server_error"
+    default_code = "internal_error"
 
 
 class RateLimitError(GatewayError):

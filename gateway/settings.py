@@ -17,7 +17,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     triton_urls: tuple[str, ...] = ("127.0.0.1:8001",)
     triton_timeout_s: float = 600.0  # whole generation
     triton_idle_timeout_s: float = 60.0  # between two responses of one stream
-    triton_connect_timeout_s: float = 5.0
+    triton_connect_timeout_s: float = 5.0  # readiness polls and model-config reads
+    # The Triton that ``chungus serve`` / ``chungus triton`` start (not used with external ones).
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
     max_body_bytes: int = 20 * 1024 * 1024
     log_level: str = "info"
     access_log: bool = True

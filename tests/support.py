@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.backends.triton.server import free_port
+from gateway.triton.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +52,7 @@ class GatewayProcess:
                 [sys.executable, "-m", "gateway.cli", "serve", "--external-triton", self.triton_url],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + timeout_s
-        path = "/health/ready" if wait_ready else "/health/live"
+        path = "/health/models" if wait_ready else "/health/live"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited:\n{self.log_path.read_text()[-3000:]}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-import numpy as np
+import numpy.typing as npt
 
 from gateway.registry import ModelEntry
 
@@ -31,13 +31,19 @@ class GenerationRequest:
     repetition_penalty: float | None = None
     min_tokens: int | None = None
     # FP16 [n_images, 3, H, W] pixel values for vision models, in prompt order.
-    images: np.ndarray | None = None
+    images: npt.NDArray[Any] | None = None
     request_id: str = ""
+    # The gateway's count of the prompt's tokens (None where the model has no tokenizer here).
+    prompt_tokens: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)
 class Delta:
-    """A piece of generated text. The last delta of a generation carries ``finish_reason``."""
+    """A piece of generated text with the counts so far; the last one carries ``finish_reason``.
+
+    ``completion_tokens`` is a running count on every delta, so a generation the client leaves
+    early is billed for what was generated.
+    """
 
     text: str = ""
     finish_reason: FinishReason | None = None
@@ -47,7 +53,7 @@ class Delta:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EmbeddingResult:
-    vectors: np.ndarray  # FP32 [n, dim]
+    vectors: npt.NDArray[Any]  # FP32 [n, dim]
     token_counts: list[int] = field(default_factory=list)
 
 
@@ -71,7 +77,3 @@ class Backend(Protocol):
         ...
 
     async def embed(self, model: ModelEntry, texts: Sequence[str]) -> EmbeddingResult: ...
-
-    def count_tokens(self, model: ModelEntry, text: str) -> int | None:
-        """Count tokens with the model's tokenizer, where the backend knows one."""
-        ...

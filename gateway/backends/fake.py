@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gateway.backends.base import Delta, EmbeddingResult, GenerationRequest
+from gateway.backends.base import Delta, EmbeddingResult, FinishReason, GenerationRequest
 from gateway.errors import GatewayError
 from gateway.registry import ModelEntry
 
@@ -51,12 +51,12 @@ class FakeBackend:
                     raise self.fail_mid
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
-                yield Delta(text=piece)
                 sent += 1
+                yield Delta(text=piece, completion_tokens=sent)
         except (asyncio.CancelledError, GeneratorExit):
             self.cancelled += 1
             raise
-        reason = "length" if len(self.pieces) > request.max_tokens else "stop"
+        reason: FinishReason = "length" if len(self.pieces) > request.max_tokens else "stop"
         yield Delta(finish_reason=reason, prompt_tokens=len(request.prompt.split()),
                     completion_tokens=len(pieces))
 
@@ -66,6 +66,3 @@ class FakeBackend:
         for i, text in enumerate(texts):
             vectors[i, len(text) % dim] = 1.0
         return EmbeddingResult(vectors=vectors, token_counts=[len(t.split()) for t in texts])
-
-    def count_tokens(self, model: ModelEntry, text: str) -> int | None:
-        return len(text.split())

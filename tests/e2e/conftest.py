@@ -11,17 +11,11 @@ import pytest
 
 from build_engines.progress import Progress
 from build_engines.stack import build_cpu_stack
-from gateway.backends.triton.server import TritonServer, free_port
+from gateway.triton.server import TritonServer, free_port
 from tests.models.build import build_test_models, build_trtllm_mimics
 from tests.support import GatewayProcess
 
 CHAT_MODEL = "smollm2-135m-instruct"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/e2e/" in str(item.fspath):
-            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

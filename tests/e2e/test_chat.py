@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.backends.triton.server import TritonServer
+from gateway.triton.server import TritonServer
 from tests.e2e.conftest import CHAT_MODEL
 from tests.support import GatewayProcess
 
@@ -205,14 +205,16 @@ def test_idle_backend_times_out_with_504(triton: TritonServer, stack_dir: Path) 
 
 
 def test_triton_down_gives_503_quickly(stack_dir: Path) -> None:
-    from gateway.backends.triton.server import free_port
+    from gateway.triton.server import free_port
 
     proc = GatewayProcess(f"127.0.0.1:{free_port()}", stack_dir / "registry.toml",
                           stack_dir / "gw-down")
     proc.start(wait_ready=False)
     try:
-        ready = httpx.get(proc.base_url + "/health/ready")
-        assert ready.status_code == 503
+        # The gateway itself is ready (it answers, with clean errors); its models are not.
+        assert httpx.get(proc.base_url + "/health/ready").status_code == 200
+        models = httpx.get(proc.base_url + "/health/models")
+        assert models.status_code == 503 and models.json()["models"][CHAT_MODEL] is False
         started = time.monotonic()
         r = httpx.post(proc.base_url + "/v1/chat/completions", timeout=30, json={
             "model": CHAT_MODEL, "messages": FRANCE},

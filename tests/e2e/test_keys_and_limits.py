@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.backends.triton.server import TritonServer
+from gateway.triton.server import TritonServer
 from tests.support import ROOT, GatewayProcess
 
 REDIS = "redis://127.0.0.1:6379/0"

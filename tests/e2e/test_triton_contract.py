@@ -12,7 +12,7 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException
 
-from gateway.backends.triton.server import TritonServer
+from gateway.triton.server import TritonServer
 
 MODEL = "smollm2_135m_instruct"
 PROMPT = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "

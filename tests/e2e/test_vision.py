@@ -19,7 +19,7 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException
 
-from gateway.backends.triton.server import TritonServer
+from gateway.triton.server import TritonServer
 from tests.e2e.conftest import CHAT_MODEL
 from tests.images import ImageServer, data_uri, image_server, make_image
 from tests.support import GatewayProcess

@@ -16,9 +16,9 @@ from litestar.testing import TestClient
 
 from gateway.app import create_app
 from gateway.backends.fake import FakeBackend
-from gateway.backends.triton.server import free_port
 from gateway.registry import Registry
 from gateway.settings import Settings
+from gateway.triton.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "sk-chungus-admin-key-for-tests-000000"

@@ -226,8 +226,15 @@ def test_request_id(client: TestClient) -> None:
 
 def test_health(client: TestClient, backend: FakeBackend) -> None:
     assert client.get("/health/live").status_code == 200
-    assert client.get("/health/ready").status_code == 503  # not-loaded is active but not ready
-    backend.ready.add("not_loaded")
+    # Ready means this gateway serves, whatever the models: one model that cannot load must not
+    # take every replica out of its Service.
     assert client.get("/health/ready").status_code == 200
+    models = client.get("/health/models")
+    assert models.status_code == 503  # not-loaded is active but not ready
+    assert models.json()["models"] == {"chat-a": True, "emb": True, "not-loaded": False}
+    backend.ready.add("not_loaded")
+    models = client.get("/health/models")
+    assert models.status_code == 200 and all(models.json()["models"].values())
     backend.up = False
-    assert client.get("/health/ready").status_code == 503
+    assert client.get("/health/models").status_code == 503
+    assert client.get("/health/ready").status_code == 200

@@ -86,7 +86,7 @@ def test_the_key_is_shown_once_and_stored_only_as_a_digest(client: TestClient,
 
 
 async def _dump_keys_table(url: str) -> str:
-    from gateway.security.store import KeyStore, api_keys
+    from gateway.auth.store import KeyStore, api_keys
 
     store = KeyStore(url)
     try:

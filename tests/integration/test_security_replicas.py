@@ -17,7 +17,7 @@ import pytest
 from tests.integration.conftest import REDIS_URL, _delete_prefix, _pg
 from tests.integration.keys_support import ADMIN, CHAT, GatewayServer, auth
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from gateway.auth.store import MIGRATIONS, KeyRecord, KeyStore, api_keys, schema_version
 from gateway.registry import ModelEntry, upsert_entry
-from gateway.security.store import MIGRATIONS, KeyRecord, KeyStore, api_keys, schema_version
 from tests.integration.keys_support import ROOT
 
 

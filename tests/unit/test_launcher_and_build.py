@@ -15,9 +15,9 @@ from tritonclient.grpc import model_config_pb2
 
 from build_engines.cpu import build_chat, fetch_smollm2, read_gguf, triton_name
 from build_engines.progress import Progress
-from gateway.backends.triton.server import TritonInstall, TritonServer, TritonStartError, free_port
 from gateway.registry import ModelEntry, load_registry, upsert_entry
 from gateway.settings import Settings
+from gateway.triton.server import TritonInstall, TritonServer, TritonStartError, free_port
 
 
 def test_environment_puts_this_pythons_libpython_and_venv_bin_first() -> None:

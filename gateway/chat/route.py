@@ -1,0 +1,28 @@
+"""POST /v1/chat/completions (and /api/v1/...): decode, hand to the service, send JSON or SSE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.response import Stream
+
+from gateway.auth.principal import Principal
+from gateway.chat.protocol import ChatCompletionRequest
+from gateway.chat.service import ChatService
+from gateway.http.body import decode_body
+from gateway.http.paths import both
+from gateway.http.responses import json_response
+from gateway.http.sse import SSE_HEADERS
+
+
+@post(both("/chat/completions"), status_code=200)
+async def chat_completions(request: Request[Any, Any, Any], principal: Principal,
+                           chat: ChatService) -> Response[bytes] | Stream:
+    req = decode_body(await request.body(), ChatCompletionRequest)
+    prep = await chat.prepare(principal, req, request.scope["state"]["request_id"])
+    headers = prep.admission.headers
+    if req.stream:
+        events = await chat.stream(prep)
+        return Stream(events, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+    return json_response(await chat.complete(prep), headers=headers)

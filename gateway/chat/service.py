@@ -1,0 +1,200 @@
+"""Chat completions: OpenAI request -> rendered prompt -> backend deltas -> response or SSE chunks."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+import numpy.typing as npt
+
+from gateway.auth.principal import Admission, Guard, Principal
+from gateway.backends.base import Backend, Delta, GenerationRequest
+from gateway.catalog import ModelCatalog
+from gateway.chat.messages import flatten_messages
+from gateway.chat.params import check_params, fit_context
+from gateway.chat.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    ChatCompletionRequest,
+    Choice,
+    ChoiceDelta,
+    ChunkChoice,
+    Usage,
+)
+from gateway.chat.templates import load_template, render
+from gateway.errors import GatewayError, InvalidRequestError
+from gateway.http.sse import DONE, encode_event, error_event
+from gateway.registry import ModelEntry
+from gateway.tokens import Tokenizers
+
+log = logging.getLogger("chungus.chat")
+
+
+class ImageResolver(Protocol):
+    async def resolve(self, refs: list[tuple[str, str]], entry: ModelEntry) -> npt.NDArray[Any]: ...
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A validated, admitted chat request, ready to run."""
+
+    request: ChatCompletionRequest
+    entry: ModelEntry
+    generation: GenerationRequest
+    admission: Admission
+    completion_id: str
+    created: int
+    prompt_estimate: int
+
+
+class ChatService:
+    """OpenAI chat semantics on top of a Backend; knows nothing of tensors or HTTP."""
+
+    def __init__(self, catalog: ModelCatalog, backend: Backend, guard: Guard, tokens: Tokenizers,
+                 images: ImageResolver | None = None) -> None:
+        self.catalog = catalog
+        self.backend = backend
+        self.guard = guard
+        self.tokens = tokens
+        self.images = images
+
+    async def prepare(self, principal: Principal, req: ChatCompletionRequest,
+                      request_id: str) -> Prepared:
+        """Validate, render, check the context, and admit a request.
+
+        Raises:
+            GatewayError: any refusal, with its HTTP status.
+        """
+        entry = await self.catalog.resolve(req.model)
+        if entry.kind != "chat":
+            raise InvalidRequestError(
+                f"Model '{entry.id}' is an {entry.kind} model; it cannot do chat completions",
+                param="model", code="invalid_model_type")
+        params = check_params(req, entry)
+        messages, refs = flatten_messages(req.messages, entry)
+        prompt = self._render(entry, messages)
+        prompt_tokens = self.tokens.count(entry, prompt)
+        max_tokens = fit_context(entry, prompt_tokens, params.max_tokens, params.max_tokens_given)
+        estimate = prompt_tokens if prompt_tokens is not None else len(prompt) // 3 + 1
+        admission = await self.guard.admit(principal, entry, estimate + max_tokens)
+        try:
+            images = await self._images(refs, entry)
+        except BaseException:
+            await admission.finish(0, 0)
+            raise
+        generation = GenerationRequest(
+            model=entry, prompt=prompt, max_tokens=max_tokens, stream=bool(req.stream),
+            temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+            seed=req.seed, stop=params.stop, frequency_penalty=req.frequency_penalty,
+            presence_penalty=req.presence_penalty, repetition_penalty=req.repetition_penalty,
+            min_tokens=req.min_tokens, images=images, request_id=request_id,
+            prompt_tokens=prompt_tokens)
+        return Prepared(req, entry, generation, admission, f"chatcmpl-{uuid.uuid4().hex}",
+                        int(time.time()), estimate)
+
+    async def _images(self, refs: list[tuple[str, str]], entry: ModelEntry) -> npt.NDArray[Any] | None:
+        if not refs:
+            return None
+        if self.images is None:
+            raise InvalidRequestError("image input is not enabled on this server",
+                                      param="messages", code="invalid_model_type")
+        return await self.images.resolve(refs, entry)
+
+    def _render(self, entry: ModelEntry, messages: list[dict[str, Any]]) -> str:
+        path = entry.resolve(self.catalog.registry.base, entry.chat_template)
+        if path is None:
+            raise InvalidRequestError(f"model '{entry.id}' has no chat template", param="model")
+        return render(load_template(path), messages, bos_token=entry.bos_token,
+                      eos_token=entry.eos_token)
+
+    async def complete(self, prep: Prepared) -> ChatCompletion:
+        """Run to the end and build the non-streaming response."""
+        parts: list[str] = []
+        last = Delta()
+        try:
+            async for delta in self.backend.generate(prep.generation):
+                parts.append(delta.text)
+                last = delta
+        finally:
+            usage = _usage(last, prep)
+            await prep.admission.finish(usage.prompt_tokens, usage.completion_tokens)
+        message = ChatCompletionMessage(role="assistant", content="".join(parts))
+        return ChatCompletion(id=prep.completion_id, created=prep.created, model=prep.entry.id,
+                              choices=[Choice(0, message, last.finish_reason or "stop")],
+                              usage=usage)
+
+    async def stream(self, prep: Prepared) -> AsyncIterator[bytes]:
+        """Start the stream; the first delta is awaited here so early errors keep their status.
+
+        Returns:
+            An async iterator of SSE-encoded bytes, ending with ``data: [DONE]``.
+        """
+        deltas = aiter(self.backend.generate(prep.generation))
+        try:
+            first = await anext(deltas)
+        except StopAsyncIteration:
+            first = Delta(finish_reason="stop")
+        except BaseException:
+            await deltas.aclose()  # type: ignore[attr-defined]
+            await prep.admission.finish(0, 0)
+            raise
+        return self._events(prep, first, deltas)
+
+    async def _events(self, prep: Prepared, first: Delta,
+                      deltas: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
+        last = first
+        role_sent = False
+        try:
+            pending: Delta | None = first
+            while pending is not None:
+                last = pending
+                if pending.text or not role_sent:
+                    delta = (ChoiceDelta(content=pending.text) if role_sent
+                             else ChoiceDelta(role="assistant", content=pending.text))
+                    yield self._chunk(prep, delta)
+                    role_sent = True
+                if pending.finish_reason is not None:
+                    break
+                pending = await anext(deltas, None)
+            usage = _usage(last, prep)
+            yield self._chunk(prep, ChoiceDelta(), last.finish_reason or "stop", usage)
+            if prep.request.stream_options and prep.request.stream_options.include_usage:
+                yield encode_event(ChatCompletionChunk(id=prep.completion_id,
+                                                       object="chat.completion.chunk",
+                                                       created=prep.created, model=prep.entry.id,
+                                                       choices=[], usage=usage))
+            yield DONE
+        except GatewayError as exc:
+            yield error_event(exc)
+            yield DONE
+        except Exception:
+            log.exception("stream %s failed after the first byte", prep.completion_id)
+            yield error_event(None)
+            yield DONE
+        finally:
+            await deltas.aclose()  # type: ignore[attr-defined]
+            usage = _usage(last, prep)
+            await prep.admission.finish(usage.prompt_tokens, usage.completion_tokens)
+
+    def _chunk(self, prep: Prepared, delta: ChoiceDelta, finish: str | None = None,
+               usage: Usage | None = None) -> bytes:
+        chunk = ChatCompletionChunk(id=prep.completion_id, object="chat.completion.chunk",
+                                    created=prep.created, model=prep.entry.id,
+                                    choices=[ChunkChoice(0, delta, finish)],
+                                    usage=usage if usage is not None else msgspec.UNSET)
+        return encode_event(chunk)
+
+
+def _usage(last: Delta, prep: Prepared) -> Usage:
+    """Usage from the latest delta's running counts: what was generated is billed, even when
+    the client left before the end."""
+    prompt = last.prompt_tokens if last.prompt_tokens is not None else prep.prompt_estimate
+    completion = last.completion_tokens or 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion,
+                 total_tokens=prompt + completion)

@@ -1,0 +1,116 @@
+"""The typed services container: everything a request needs, built once from the settings.
+
+``build_services`` is the composition root (vLLM's ``init_app_state``): the only place that
+knows which implementation serves each seam. ``gateway.app.build_app`` turns the container into
+Litestar dependencies; features receive the one service they need, never the container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.admin.service import AdminService
+from gateway.auth.activation import StoreActivation
+from gateway.auth.guard import KeyGuard
+from gateway.auth.principal import Guard, OpenGuard
+from gateway.auth.store import KeyStore, ensure_sqlite_dir
+from gateway.backends.base import Backend
+from gateway.catalog import ActivationSource, ModelCatalog
+from gateway.chat.service import ChatService, ImageResolver
+from gateway.embeddings.service import EmbeddingLimits, EmbeddingService
+from gateway.health.state import Lifecycle
+from gateway.limits import make_limiter
+from gateway.registry import Registry, load_registry
+from gateway.settings import Settings
+from gateway.tokens import Tokenizers
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    settings: Settings
+    registry: Registry
+    backend: Backend
+    guard: Guard
+    catalog: ModelCatalog
+    tokens: Tokenizers
+    chat: ChatService
+    embeddings: EmbeddingService
+    lifecycle: Lifecycle
+    admin: AdminService | None = None  # None when keys are off
+    on_startup: tuple[Hook, ...] = field(default=())
+    on_shutdown: tuple[Hook, ...] = field(default=())
+
+
+def _triton_backend(settings: Settings, tokens: Tokenizers) -> Backend:
+    from gateway.triton.backend import TritonBackend  # tritonclient loads only when used
+
+    return TritonBackend(settings.triton_urls, tokens, idle_timeout_s=settings.triton_idle_timeout_s,
+                         total_timeout_s=settings.triton_timeout_s,
+                         connect_timeout_s=settings.triton_connect_timeout_s)
+
+
+def _key_guard(settings: Settings) -> KeyGuard:
+    ensure_sqlite_dir(settings.database_url)
+    limiter = make_limiter(settings.redis_url, settings.redis_fail_open,
+                           prefix=settings.redis_prefix,
+                           lease_ttl_s=settings.triton_timeout_s + 60)
+    return KeyGuard(KeyStore(settings.database_url), limiter, admin_key=settings.admin_key,
+                    cache_ttl_s=settings.key_cache_ttl_s)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    backend: Backend | None = None,
+    registry: Registry | None = None,
+    guard: Guard | None = None,
+    activation: ActivationSource | None = None,
+    images: ImageResolver | None = None,
+) -> Services:
+    """Build every service from ``settings``; each keyword replaces one default (tests use them).
+
+    Args:
+        settings: all configuration.
+        backend: the model server; default a TritonBackend on ``settings.triton_urls``.
+        registry: the served models; default loaded from ``settings.registry_path``.
+        guard: keys and limits; default a KeyGuard on the settings' database (and Redis) when
+            ``auth_enabled``, else open.
+        activation: run-time model activation; default the key store's, when keys are on.
+        images: the image resolver for vision models; default an ImageService when the
+            registry has a vision model.
+    """
+    registry = registry or load_registry(Path(settings.registry_path))
+    tokens = Tokenizers(registry.base)
+    backend = backend or _triton_backend(settings, tokens)
+    startup: list[Hook] = [backend.start]
+    shutdown: list[Hook] = [backend.close]
+    admin: AdminService | None = None
+    if guard is None and settings.auth_enabled:
+        key_guard = _key_guard(settings)
+        store_activation = StoreActivation(key_guard.store, settings.key_cache_ttl_s)
+        activation = activation or store_activation
+        startup.append(key_guard.start)
+        shutdown.append(key_guard.close)
+        guard = key_guard
+        admin_catalog = ModelCatalog(registry, backend, activation)
+        admin = AdminService(key_guard.store, key_guard, store_activation, admin_catalog)
+    if images is None and any(m.vision for m in registry.models):
+        from gateway.images import ImageService  # Pillow and httpx only for vision models
+
+        image_service = ImageService(settings)
+        images = image_service
+        shutdown.append(image_service.aclose)
+    guard = guard or OpenGuard()
+    catalog = ModelCatalog(registry, backend, activation)
+    limits = EmbeddingLimits(settings.embedding_max_inputs, settings.embedding_max_total_tokens,
+                             settings.embedding_truncate)
+    return Services(
+        settings=settings, registry=registry, backend=backend, guard=guard, catalog=catalog,
+        tokens=tokens, chat=ChatService(catalog, backend, guard, tokens, images),
+        embeddings=EmbeddingService(catalog, backend, guard, tokens, limits),
+        lifecycle=Lifecycle(), admin=admin, on_startup=tuple(startup),
+        on_shutdown=tuple(shutdown))

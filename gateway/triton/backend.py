@@ -1,0 +1,131 @@
+"""The Triton backend: every model call over Triton's gRPC streaming (decoupled) API."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from gateway.backends.base import Delta, EmbeddingResult, GenerationRequest
+from gateway.errors import GatewayTimeoutError, ServiceUnavailableError
+from gateway.registry import ModelEntry
+from gateway.tokens import Tokenizers
+from gateway.triton.embeddings import embed
+from gateway.triton.endpoints import Endpoint, Endpoints
+from gateway.triton.errors import map_exception, mapped_errors
+from gateway.triton.stream import Response, StreamDecoder, read_response
+from gateway.triton.tensors import ModelSignature, build_inputs, requested_outputs
+
+
+class TritonBackend:
+    """``Backend`` over ``tritonclient.grpc.aio``, balanced by least outstanding requests.
+
+    Args:
+        urls: Triton gRPC endpoints (``host:port``).
+        tokens: counts generated text for models that give no counts.
+        idle_timeout_s: a stream that sends nothing this long ends with 504.
+        total_timeout_s: a whole call's limit.
+        connect_timeout_s: limit for readiness and config calls.
+    """
+
+    def __init__(self, urls: Sequence[str], tokens: Tokenizers, *, idle_timeout_s: float = 60.0,
+                 total_timeout_s: float = 600.0, connect_timeout_s: float = 5.0,
+                 poll_s: float = 1.0) -> None:
+        self.endpoints = Endpoints(urls, poll_s=poll_s, timeout_s=connect_timeout_s)
+        self.tokens = tokens
+        self.idle_timeout_s = idle_timeout_s
+        self.total_timeout_s = total_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.signatures: dict[str, ModelSignature] = {}
+
+    async def start(self) -> None:
+        await self.endpoints.start()
+
+    async def close(self) -> None:
+        await self.endpoints.close()
+
+    async def ready_models(self) -> set[str]:
+        return self.endpoints.ready_models()
+
+    async def is_ready(self) -> bool:
+        return self.endpoints.any_healthy()
+
+    async def signature(self, ep: Endpoint, triton_model: str) -> ModelSignature:
+        """The model's declared inputs and outputs, read from Triton once."""
+        sig = self.signatures.get(triton_model)
+        if sig is None:
+            try:
+                with mapped_errors():
+                    cfg = await asyncio.wait_for(
+                        ep.client.get_model_config(triton_model, as_json=True),
+                        self.connect_timeout_s)
+            except TimeoutError as exc:
+                raise GatewayTimeoutError("the model server did not answer in time") from exc
+            sig = self.signatures[triton_model] = ModelSignature.from_config(cfg["config"])
+        return sig
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        entry = request.model
+        ep = await self.endpoints.pick(entry.triton_model)
+        sig = await self.signature(ep, entry.triton_model)
+        # The client's x-request-id is for logs; Triton needs an id no other client can repeat.
+        call_id = f"{request.request_id or 'req'}-{uuid.uuid4().hex[:12]}"
+        message = {"model_name": sig.name, "inputs": build_inputs(sig, request),
+                   "outputs": requested_outputs(sig), "request_id": call_id,
+                   "enable_empty_final_response": True}
+
+        async def requests() -> AsyncIterator[dict[str, Any]]:
+            yield message
+
+        decoder = StreamDecoder(cumulative=entry.text_mode == "cumulative",
+                                max_tokens=request.max_tokens, stops=request.stop,
+                                prompt_tokens=request.prompt_tokens,
+                                count=lambda text: self.tokens.count(entry, text))
+        ep.outstanding += 1
+        call = ep.client.stream_infer(requests(), stream_timeout=self.total_timeout_s)
+        try:
+            async for response in _responses(call, self.idle_timeout_s):
+                delta = decoder.feed(response)
+                if delta is not None:
+                    yield delta
+                if decoder.final:
+                    break
+            else:
+                # tritonclient's aio stream_infer drops enable_empty_final_response, so a model
+                # that ends with a flags-only final (NVIDIA's BLS does) ends the stream instead:
+                # Triton closes it cleanly once our half-closed stream has no request left.
+                if not decoder.responses:
+                    raise ServiceUnavailableError("the model server closed the stream early")
+            yield decoder.finish()
+        finally:
+            ep.outstanding -= 1
+            # Done, or the client left: cancelling the call makes Triton cancel the request
+            # (a Python model sees is_cancelled()).
+            call.cancel()
+
+    async def embed(self, model: ModelEntry, texts: Sequence[str]) -> EmbeddingResult:
+        ep = await self.endpoints.pick(model.triton_model)
+        ep.outstanding += 1
+        try:
+            return await embed(ep.client, model.triton_model, texts, self.total_timeout_s)
+        finally:
+            ep.outstanding -= 1
+
+
+async def _responses(call: Any, idle_timeout_s: float) -> AsyncIterator[Response]:
+    """A stream_infer call's responses; errors mapped; a stream idle too long times out."""
+    iterator = call.__aiter__()
+    while True:
+        try:
+            with mapped_errors():
+                result, error = await asyncio.wait_for(iterator.__anext__(), idle_timeout_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            raise GatewayTimeoutError(
+                f"the model server sent nothing for {idle_timeout_s:.0f}s") from exc
+        if error is not None:
+            raise map_exception(error)
+        yield read_response(result)
+

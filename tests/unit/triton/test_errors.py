@@ -1,0 +1,71 @@
+"""Every Triton failure maps to one gateway error, in one place."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from tritonclient.utils import InferenceServerException
+
+from gateway.errors import (
+    BadGatewayError,
+    GatewayError,
+    GatewayTimeoutError,
+    InvalidRequestError,
+    ServiceUnavailableError,
+)
+from gateway.triton.errors import map_exception, mapped_errors
+
+
+class _Rpc(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+
+def _ise(message: str, status: str | None = None) -> InferenceServerException:
+    return InferenceServerException(msg=message, status=status)
+
+
+@pytest.mark.parametrize(("exc", "kind", "status", "code"), [
+    (_Rpc(grpc.StatusCode.UNAVAILABLE), ServiceUnavailableError, 503, "service_unavailable"),
+    (_Rpc(grpc.StatusCode.CANCELLED), ServiceUnavailableError, 503, "service_unavailable"),
+    (_Rpc(grpc.StatusCode.DEADLINE_EXCEEDED), GatewayTimeoutError, 504, "timeout"),
+    (_Rpc(grpc.StatusCode.NOT_FOUND), ServiceUnavailableError, 503, "model_not_ready"),
+    (_Rpc(grpc.StatusCode.PERMISSION_DENIED), BadGatewayError, 502, "bad_gateway"),
+    (_ise("x", "StatusCode.UNAVAILABLE"), ServiceUnavailableError, 503, "service_unavailable"),
+    (_ise("x", "StatusCode.DEADLINE_EXCEEDED"), GatewayTimeoutError, 504, "timeout"),
+    (_ise("x", "StatusCode.NOT_FOUND"), ServiceUnavailableError, 503, "model_not_ready"),
+    (_ise("boom: internal state"), BadGatewayError, 502, "bad_gateway"),
+    (_ise("model instance is not healthy"), ServiceUnavailableError, 503, "service_unavailable"),
+])
+def test_status_mapping(exc: BaseException, kind: type[GatewayError], status: int, code: str) -> None:
+    err = map_exception(exc)
+    assert type(err) is kind
+    assert (err.status, err.code) == (status, code)
+
+
+def test_model_refusals_are_the_callers_fault_with_the_message_kept() -> None:
+    err = map_exception(_ise("invalid request: stop_words must be strings", "StatusCode.INTERNAL"))
+    assert isinstance(err, InvalidRequestError)
+    assert (err.status, err.message, err.code) == (400, "stop_words must be strings", None)
+    ctx = map_exception(_ise("prompt exceeds the context window (2048)"))
+    assert (ctx.status, ctx.code) == (400, "context_length_exceeded")
+
+
+def test_model_internals_never_reach_the_client() -> None:
+    err = map_exception(_ise("CUDA error at /src/secret/path.cu:42"))
+    assert "secret" not in err.message and err.message == "the model failed to generate a response"
+
+
+def test_mapped_errors_raises_from_the_original() -> None:
+    original = _Rpc(grpc.StatusCode.UNAVAILABLE)
+    with pytest.raises(ServiceUnavailableError) as info, mapped_errors():
+        raise original
+    assert info.value.__cause__ is original
+
+
+def test_mapped_errors_leaves_other_exceptions_alone() -> None:
+    with pytest.raises(KeyError), mapped_errors():
+        raise KeyError("x")

@@ -1,0 +1,158 @@
+"""Request -> tensors: only declared inputs, old and new names, batch dims."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gateway.backends.base import GenerationRequest
+from gateway.registry import ModelEntry
+from gateway.triton.tensors import ModelSignature, build_inputs, requested_outputs
+
+ENTRY = ModelEntry(id="m", triton_model="m")
+
+
+def _sig(inputs: list[tuple[str, str, list[int]]], batched: bool = True) -> ModelSignature:
+    return ModelSignature.from_config({
+        "name": "m", "max_batch_size": 8 if batched else 0,
+        "input": [{"name": n, "data_type": t, "dims": d} for n, t, d in inputs],
+        "output": [{"name": "text_output", "data_type": "TYPE_STRING", "dims": [-1]},
+                   {"name": "finish_reason", "data_type": "TYPE_STRING", "dims": [1]}],
+        "model_transaction_policy": {"decoupled": True},
+    })
+
+
+def _by_name(tensors: list) -> dict[str, tuple[str, list[int]]]:
+    return {t.name(): (t.datatype(), t.shape()) for t in tensors}
+
+
+def test_only_declared_inputs_are_sent_with_batch_dims() -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [-1]), ("max_tokens", "TYPE_INT32", [1]),
+                ("temperature", "TYPE_FP32", [1]), ("stop_words", "TYPE_STRING", [-1]),
+                ("stream", "TYPE_BOOL", [1])])
+    req = GenerationRequest(model=ENTRY, prompt="hi", max_tokens=5, temperature=0.5, top_p=0.9,
+                            stop=("a", "b"), seed=3)
+    got = _by_name(build_inputs(sig, req))
+    assert got == {"text_input": ("BYTES", [1, 1]), "max_tokens": ("INT32", [1, 1]),
+                   "temperature": ("FP32", [1, 1]), "stop_words": ("BYTES", [1, 2]),
+                   "stream": ("BOOL", [1, 1])}
+
+
+def test_old_names_random_seed_and_min_length() -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [-1]), ("max_tokens", "TYPE_INT32", [1]),
+                ("random_seed", "TYPE_UINT64", [1]), ("min_length", "TYPE_INT32", [1])])
+    req = GenerationRequest(model=ENTRY, prompt="hi", max_tokens=5, seed=-1, min_tokens=2)
+    got = _by_name(build_inputs(sig, req))
+    assert got["random_seed"] == ("UINT64", [1, 1]) and got["min_length"] == ("INT32", [1, 1])
+
+
+def test_greedy_sends_top_k_1_and_unbatched_models_have_no_batch_dim() -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [1]), ("max_tokens", "TYPE_INT32", [1]),
+                ("top_k", "TYPE_INT32", [1])], batched=False)
+    tensors = build_inputs(sig, GenerationRequest(model=ENTRY, prompt="x", max_tokens=1,
+                                                  temperature=0.0))
+    got = _by_name(tensors)
+    assert got["top_k"] == ("INT32", [1]) and got["text_input"] == ("BYTES", [1])
+
+
+def test_images_keep_their_shape_under_a_batch_dim() -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [1]), ("max_tokens", "TYPE_INT32", [1]),
+                ("image_input", "TYPE_FP16", [-1, 3, -1, -1])])
+    pixels = np.zeros((2, 3, 4, 4), dtype=np.float16)
+    got = _by_name(build_inputs(sig, GenerationRequest(model=ENTRY, prompt="x", max_tokens=1,
+                                                       images=pixels)))
+    assert got["image_input"] == ("FP16", [1, 2, 3, 4, 4])
+
+
+def test_requested_outputs_are_the_declared_ones() -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [1]), ("max_tokens", "TYPE_INT32", [1])])
+    assert [o._output.name for o in requested_outputs(sig)] == ["text_output", "finish_reason"]
+
+
+# Values, not just dtypes: each parameter must reach its tensor unchanged. -----------------------
+
+def _values(tensors: list) -> dict[str, object]:
+    """Decode each InferInput's raw content back into Python values."""
+    from tritonclient.utils import deserialize_bytes_tensor, triton_to_np_dtype
+
+    out: dict[str, object] = {}
+    for t in tensors:
+        raw = t._get_content()
+        if t.datatype() == "BYTES":
+            items = [b.decode() for b in deserialize_bytes_tensor(raw)]
+        else:
+            items = np.frombuffer(raw, dtype=triton_to_np_dtype(t.datatype())).tolist()
+        out[t.name()] = items[0] if len(items) == 1 else items
+    return out
+
+
+FULL = [("text_input", "TYPE_STRING", [-1]), ("max_tokens", "TYPE_INT32", [1]),
+        ("temperature", "TYPE_FP32", [1]), ("top_k", "TYPE_INT32", [1]),
+        ("top_p", "TYPE_FP32", [1]), ("seed", "TYPE_UINT64", [1]),
+        ("stop_words", "TYPE_STRING", [-1]), ("frequency_penalty", "TYPE_FP32", [1]),
+        ("presence_penalty", "TYPE_FP32", [1]), ("repetition_penalty", "TYPE_FP32", [1]),
+        ("min_tokens", "TYPE_INT32", [1]), ("stream", "TYPE_BOOL", [1]),
+        ("exclude_input_in_output", "TYPE_BOOL", [1]),
+        ("return_num_input_tokens", "TYPE_BOOL", [1]),
+        ("return_num_output_tokens", "TYPE_BOOL", [1])]
+
+
+def test_every_parameter_reaches_its_tensor_with_its_value() -> None:
+    req = GenerationRequest(model=ENTRY, prompt="Hi there", max_tokens=33, temperature=0.25,
+                            top_k=17, top_p=0.5, seed=123456789012, stop=("END", "\n\n"),
+                            frequency_penalty=0.75, presence_penalty=-0.5,
+                            repetition_penalty=1.125, min_tokens=3, stream=True)
+    assert _values(build_inputs(_sig(FULL), req)) == {
+        "text_input": "Hi there", "max_tokens": 33, "temperature": 0.25, "top_k": 17,
+        "top_p": 0.5, "seed": 123456789012, "stop_words": ["END", "\n\n"],
+        "frequency_penalty": 0.75, "presence_penalty": -0.5, "repetition_penalty": 1.125,
+        "min_tokens": 3, "stream": True, "exclude_input_in_output": True,
+        "return_num_input_tokens": True, "return_num_output_tokens": True}
+
+
+def test_unset_parameters_are_not_sent_and_greedy_means_top_k_1() -> None:
+    req = GenerationRequest(model=ENTRY, prompt="x", max_tokens=2, temperature=0.0, stream=False)
+    got = _values(build_inputs(_sig(FULL), req))
+    assert got == {"text_input": "x", "max_tokens": 2, "temperature": 0.0, "top_k": 1,
+                   "stream": False, "exclude_input_in_output": True,
+                   "return_num_input_tokens": True, "return_num_output_tokens": True}
+
+
+def test_negative_seed_wraps_into_uint64_as_two_complement() -> None:
+    req = GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, seed=-1)
+    assert _values(build_inputs(_sig(FULL), req))["seed"] == 2**64 - 1
+
+
+def test_a_model_that_is_not_decoupled_is_never_asked_to_stream() -> None:
+    sig = ModelSignature.from_config({
+        "name": "m", "max_batch_size": 0,
+        "input": [{"name": n, "data_type": t, "dims": d} for n, t, d in FULL[:2]]
+        + [{"name": "stream", "data_type": "TYPE_BOOL", "dims": [1]}]})
+    req = GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, stream=True)
+    assert _values(build_inputs(sig, req))["stream"] is False
+
+
+LLMAPI = ModelEntry(id="l", triton_model="l", contract="llmapi")
+LLMAPI_INPUTS = [("text_input", "TYPE_STRING", [-1]), ("streaming", "TYPE_BOOL", [1]),
+                 ("sampling_param_max_tokens", "TYPE_INT32", [1]),
+                 ("sampling_param_temperature", "TYPE_FP32", [1]),
+                 ("sampling_param_top_k", "TYPE_INT32", [1]),
+                 ("sampling_param_top_p", "TYPE_FP32", [1]),
+                 ("sampling_param_seed", "TYPE_UINT64", [1]),
+                 ("sampling_param_frequency_penalty", "TYPE_FP32", [1]),
+                 ("sampling_param_presence_penalty", "TYPE_FP32", [1]),
+                 ("sampling_param_exclude_input_from_output", "TYPE_BOOL", [1]),
+                 ("return_finish_reason", "TYPE_BOOL", [1])]
+
+
+def test_llmapi_contract_values_and_streaming_for_stop_sequences() -> None:
+    req = GenerationRequest(model=LLMAPI, prompt="p", max_tokens=9, temperature=0.5, top_k=4,
+                            top_p=0.25, seed=42, frequency_penalty=0.5, presence_penalty=0.25,
+                            stop=("x",), stream=False)
+    assert _values(build_inputs(_sig(LLMAPI_INPUTS), req)) == {
+        "text_input": "p", "streaming": True, "sampling_param_max_tokens": 9,
+        "sampling_param_temperature": 0.5, "sampling_param_top_k": 4,
+        "sampling_param_top_p": 0.25, "sampling_param_seed": 42,
+        "sampling_param_frequency_penalty": 0.5, "sampling_param_presence_penalty": 0.25,
+        "sampling_param_exclude_input_from_output": True, "return_finish_reason": True}
+    plain = GenerationRequest(model=LLMAPI, prompt="p", max_tokens=9, stream=False)
+    assert _values(build_inputs(_sig(LLMAPI_INPUTS), plain))["streaming"] is False
