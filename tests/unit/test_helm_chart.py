@@ -82,7 +82,7 @@ def test_values_match_the_schema(values: dict, schema: dict, ci_file: str) -> No
     ("triton.workload", "DaemonSet"), ("triton.multiNode", {"enabled": True, "nodes": 1}),
     ("triton.runtimeClassName", "Nvidia_Runtime"), ("redis.auth.password", "p@ss"),
     ("gateway.registry", {"source": "volume"}), ("gateway.registry", {"source": "values", "models": [{"id": "x"}]}),
-    ("gateway.registry", {"source": "values", "models": [{"id": "x", "triton_model": "y", "chat_template": "a"}]}),
+    ("gateway.registry", {"source": "values", "models": [{"id": "x", "triton_model": "y", "Chat-Template": "a"}]}),
     ("engines.source", "nfs"), ("engines.s3.url", "https://bucket"), ("ingress.controller", "envoy"),
     ("gateway.terminationGracePeriodSeconds", -1), ("triton.sidecars", [{"image": "x"}]),
     ("postgresql.topologySpreadConstraints", [{"maxSkew": 1}]),
@@ -286,6 +286,9 @@ def test_selectors_are_stable_and_match_their_pods(default: Rendered) -> None:
     (("engines.source=s3",), "engines.s3.url is required"),
     (("gateway.registry.source=engines",), "needs engines.source s3 or oci"),
     (("gateway.registry.toml=x",), "set models or toml, not both"),
+    (("gateway.registry.models[0].id=x", "gateway.registry.models[0].triton_model=y",
+      "gateway.registry.models[0].chatTemplate=t", "gateway.registry.models[0].chat_template=/t.jinja"),
+     "set chatTemplate or chat_template, not both"),
 ])
 def test_helm_enforces_the_schema_and_the_chart_rules(sets: tuple[str, ...], message: str) -> None:
     if helm_binary() is None:

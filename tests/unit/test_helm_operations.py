@@ -5,6 +5,7 @@ long release names and multi-node Triton."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from typing import Any
@@ -43,6 +44,19 @@ def test_generated_secrets_survive_uninstall_and_are_consistent_within_a_render(
             for n, k in (("t-chungus-gateway", "admin-key"), ("t-chungus-postgresql", "password"),
                          ("t-chungus-redis", "password"))}
     assert len(keys) == 3 and all(re.fullmatch(r"(sk-chungus-)?[A-Za-z0-9]{32,40}", k) for k in keys)
+
+
+def test_the_checksum_hashes_the_values_the_secrets_hold(default: Rendered) -> None:
+    """Generated values are drawn once per render: the Secrets and the checksum agree."""
+    def secret(name: str, key: str) -> str:
+        return base64.b64decode(default.get("Secret", name)["data"][key]).decode()
+
+    stores = [json.dumps(v, sort_keys=True, separators=(",", ":")) for v in (
+        {"existingSecret": "", "existingSecretKey": "database-url", "url": ""},
+        {"existingSecret": "", "existingSecretKey": "redis-url", "url": ""})]
+    parts = ["", secret("t-chungus-gateway", "admin-key"), secret("t-chungus-postgresql", "password"),
+             secret("t-chungus-redis", "password"), *stores, "", ""]
+    assert annotations(default)["checksum/secrets"] == hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def test_gateway_rolls_when_a_secret_changes() -> None:

@@ -204,3 +204,21 @@ Folder inside the model store volume: "" or "sub/path/" (always a trailing slash
 {{- define "chungus.modelStorePrefix" -}}
 {{- with trimAll "/" .Values.modelStore.subPath }}{{ . }}/{{ end }}
 {{- end }}
+
+{{/*
+spec.replicas of a workload: the value when no HPA manages it; with an HPA, the live object's
+current count (an upgrade then leaves it as the HPA set it, while removing the field would reset
+it to 1 and reload pods), or nothing where there is no live object or no cluster to ask
+(`helm template`, GitOps renderers). Include with (dict "ctx" $ "hpa" bool "replicas" n
+"apiVersion" "apps/v1" "kind" "Deployment" "name" "...").
+*/}}
+{{- define "chungus.replicas" -}}
+{{- if not .hpa }}
+replicas: {{ .replicas }}
+{{- else }}
+{{- $live := lookup .apiVersion .kind .ctx.Release.Namespace .name }}
+{{- if and $live $live.spec $live.spec.replicas }}
+replicas: {{ $live.spec.replicas }}
+{{- end }}
+{{- end }}
+{{- end }}

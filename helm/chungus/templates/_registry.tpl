@@ -32,6 +32,9 @@ stored next to it as chat_template_<i>.jinja), or gateway.registry.toml as given
 {{- $lines = append $lines "" }}
 {{- $lines = append $lines "[[models]]" }}
 {{- range $key := keys $m | sortAlpha }}
+{{- if and $m.chatTemplate (eq $key "chat_template") }}
+{{- fail (printf "gateway.registry.models[%d]: set chatTemplate or chat_template, not both" $i) }}
+{{- end }}
 {{- if not (has $key (list "chatTemplate" "image_processor")) }}
 {{- $lines = append $lines (printf "%s = %s" $key (include "chungus.tomlValue" (index $m $key))) }}
 {{- end }}
