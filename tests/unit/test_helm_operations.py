@@ -8,10 +8,13 @@ import base64
 import hashlib
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from build_engines.__main__ import make_parser as build_engines_parser
+from build_engines.trtllm.config import load as load_build_file
 from tests.chart import Rendered, container, helm_binary, literal_env, render, render_text
 
 pytestmark = pytest.mark.skipif(helm_binary() is None, reason="no helm binary (make install fetches it)")
@@ -156,7 +159,7 @@ def test_registry_sources() -> None:
     assert not store.of_kind("ConfigMap")
 
 
-def test_build_job_builds_onto_the_claim_and_triton_waits_for_it() -> None:
+def test_build_job_builds_onto_the_claim_and_triton_waits_for_it(tmp_path: Path) -> None:
     rendered = render(("engines-build-values.yaml",))
     (job,) = rendered.of_kind("Job")
     name = job["metadata"]["name"]
@@ -177,6 +180,13 @@ def test_build_job_builds_onto_the_claim_and_triton_waits_for_it() -> None:
     assert source["image"] == container(rendered.get(*GATEWAY), "gateway")["image"]
     assert source["command"][-1] == "cp -r /opt/chungus/src /chungus/src"
     assert job["spec"]["backoffLimit"] == 0 and spec["restartPolicy"] == "Never"
+    # The rendered build file and command are what the real build_engines accepts.
+    (tmp_path / "models.toml").write_text(config)
+    assert [m.id for m in load_build_file(tmp_path / "models.toml").models] == ["llama-3.1-8b-instruct"]
+    command = script.split("python3 -m build_engines ", 1)[1].splitlines()[0].split()
+    args = build_engines_parser().parse_args(command)
+    assert (args.target, str(args.config), str(args.out)) == ("trtllm", "/config/models.toml", "/models/out/llama")
+    assert {"name": "config", "mountPath": "/config", "readOnly": True} in build["volumeMounts"]
     wait = container(rendered.get(*TRITON), "wait-for-build")
     assert f'= "{build_hash}" ]' in wait["args"][0] and "/models/.chungus-build" in wait["args"][0]
     assert {"name": "model-store", "mountPath": "/models", "subPath": "out/llama", "readOnly": True} in (
