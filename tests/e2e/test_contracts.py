@@ -4,8 +4,14 @@ Every model must give the same OpenAI answers: ``echo`` (our delta contract), th
 ``tensorrt_llm_bls`` double (cumulative text, per-response token counts, stop word kept in the
 text), its older interface (``random_seed``/``min_length``, no counts: the gateway counts with the
 tokenizer), the LLM API double (``sampling_param_*``, cumulative text, no counts) and the
-engine-path ensemble as ``build_engines`` writes it (per-token text from byte-level tokens, so
-streamed pieces split UTF-8 characters and stop words).
+engine-path ensemble as ``build_engines`` writes it (per-token text).
+
+The doubles tokenize with a real byte-fallback tokenizer (one token per ASCII character, one per
+UTF-8 byte otherwise) and decode as NVIDIA's postprocessing does: the cumulative text of the BLS
+and the LLM API first ends in U+FFFD when a character is split across tokens, then the character
+("Caf\ufffd" -> "Café"), and the gateway must still stream "Café" once. On the ensemble path each
+streamed response is decoded alone, so a split character reaches the client as U+FFFD per byte,
+as it does with NVIDIA's ensemble (docs/gpu.md); non-streaming answers are exact.
 """
 
 from __future__ import annotations
@@ -13,10 +19,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import numpy as np
 import openai
 import pytest
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.grpc import InferInput
 
-from gateway.backends.triton.server import TritonServer
+from gateway.triton.server import TritonServer
+from tests.models.trtllm import MAX_INPUT_LEN, MAX_SEQ_LEN, byte_fallback_tokens
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta"
 BYTES = "ensemble"  # byte-level tokens
@@ -26,14 +36,15 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-def _bytes(text: str) -> list[str]:
-    return [chr(b) for b in text.encode()]  # one unit per UTF-8 byte
-
-
 UNITS: dict[str, Callable[[str], list[str]]] = {
-    "echo": _words, "trtllm-bls-mimic": _words, "trtllm-bls-legacy-mimic": _words,
-    "trtllm-llmapi-mimic": _words, "trtllm-ensemble-mimic": _bytes,
+    "echo": _words, "trtllm-bls-mimic": byte_fallback_tokens, "trtllm-bls-legacy-mimic": byte_fallback_tokens,
+    "trtllm-llmapi-mimic": byte_fallback_tokens, "trtllm-ensemble-mimic": byte_fallback_tokens,
 }
+
+
+def _per_token(text: str) -> str:
+    """What NVIDIA's ensemble streams: each token decoded alone (U+FFFD per byte of a split character)."""
+    return "".join(c if len(c.encode()) == 1 else "\ufffd" * len(c.encode()) for c in text)
 
 
 @pytest.fixture(params=list(UNITS))
@@ -71,9 +82,11 @@ def test_streaming_deltas_rebuild_the_text(client: openai.OpenAI, model: str) ->
 
 
 def test_multibyte_text_survives_streaming(client: openai.OpenAI, model: str) -> None:
-    text = "grüße ☃ 日本語 ok"
+    """Fault 2: cumulative "Caf\ufffd" then "Café" must stream as "Café", never "Caf\ufffdCafé"."""
+    text = "Café grüße ☃ 日本語 ok"
     chunks = list(_ask(client, model, content=text, stream=True, max_tokens=100))
-    assert _stream_text(chunks) == text
+    streamed = _per_token(text) if model == "trtllm-ensemble-mimic" else text  # fault 6: NVIDIA's ensemble
+    assert _stream_text(chunks) == streamed
     assert _ask(client, model, content=text, max_tokens=100).choices[0].message.content == text
 
 
@@ -103,6 +116,51 @@ def test_multi_turn_reaches_the_model(client: openai.OpenAI, model: str) -> None
         {"role": "system", "content": "one"}, {"role": "user", "content": "two"},
         {"role": "assistant", "content": "three"}, {"role": "user", "content": "four"}])
     assert out.choices[0].message.content == "one two three four"
+
+
+def _tensor(name: str, value: object, dtype: str, batched: bool = True) -> InferInput:
+    np_type = {"BYTES": np.object_, "INT32": np.int32, "BOOL": np.bool_}[dtype]
+    array = np.array([[value]] if batched else [value], dtype=np_type)  # LLM API model: max_batch_size 0
+    tensor = InferInput(name, list(array.shape), dtype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+async def _errors(url: str, model: str, inputs: list[InferInput]) -> list[str]:
+    client = grpcclient.InferenceServerClient(url)
+
+    async def requests():  # type: ignore[no-untyped-def]
+        yield {"model_name": model, "inputs": inputs}
+
+    found = []
+    try:
+        async for _result, error in client.stream_infer(requests()):
+            if error is not None:
+                found.append(str(error))
+                break
+    finally:
+        await client.close()
+    return found
+
+
+@pytest.mark.parametrize("triton_model", ["tensorrt_llm_bls", "ensemble"])
+async def test_a_prompt_over_the_engines_input_limit_is_rejected(triton: TritonServer, triton_model: str) -> None:
+    """As the C++ executor does: prompt length > max_input_len is an error, not a truncation."""
+    prompt = "x" * (MAX_INPUT_LEN + 1)  # one token per character
+    errors = await _errors(triton.grpc_url, triton_model, [
+        _tensor("text_input", prompt.encode(), "BYTES"), _tensor("max_tokens", 4, "INT32"),
+        _tensor("stream", True, "BOOL")])
+    assert len(errors) == 1
+    assert f"Prompt length ({MAX_INPUT_LEN + 1}) exceeds maximum input length ({MAX_INPUT_LEN})" in errors[0]
+
+
+async def test_the_llmapi_model_rejects_prompt_plus_max_tokens_over_max_seq_len(triton: TritonServer) -> None:
+    prompt = "x" * (MAX_SEQ_LEN - 100)
+    errors = await _errors(triton.grpc_url, "trtllm_llmapi_mimic", [
+        _tensor("text_input", prompt.encode(), "BYTES", batched=False),
+        _tensor("sampling_param_max_tokens", 101, "INT32", batched=False)])
+    assert errors and f"({MAX_SEQ_LEN - 100}) and max_tokens (101) should not exceed max_seq_len ({MAX_SEQ_LEN})" \
+        in errors[0]
 
 
 def _inputs_logged(triton: TritonServer, model: str, before: int) -> set[str]:

@@ -7,12 +7,20 @@ Configs come from the same templates ``build_engines trtllm`` fills for a GPU no
 * ``tensorrt_llm_bls`` (current interface), ``tensorrt_llm_bls_legacy`` (the older interface:
   ``random_seed``, ``min_length``, no token counts) and the LLM API model, each one Python double
   (``trtllm_mimic``) at that model's exact tensor interface.
+
+Every double tokenizes and decodes with a real byte-fallback tokenizer (``byte_fallback_tokenizer``:
+SentencePiece-style, as Llama 2, Mistral and Gemma ship): one token per ASCII character, and
+characters outside the vocabulary as one ``<0xNN>`` token per UTF-8 byte. Decoding ids that end
+inside a character gives U+FFFD, exactly as NVIDIA's postprocessing does, so cumulative text is
+not always an extension of the previous text ("Caf\ufffd" then "Café").
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
@@ -20,6 +28,9 @@ from tritonclient.grpc import model_config_pb2 as mc
 from build_engines.trtllm import repository
 from build_engines.trtllm.config import TrtllmModel
 from gateway.registry import ModelEntry, upsert_entry
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = repository.TEMPLATES
@@ -37,13 +48,45 @@ LEGACY_OUTPUTS = {"text_output", "cum_log_probs", "output_log_probs", "context_l
                   "generation_logits", "batch_index"}
 
 
-def _word_tokenizer(path: Path) -> None:
-    """A whitespace tokenizer.json: one token per word, so counts are easy to predict."""
-    from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: PLC0415
+# The doubles' limits, as an engine built with these values would enforce them (registered too).
+MAX_INPUT_LEN = 2048  # trtllm-build --max_input_len: longer prompts are rejected
+MAX_SEQ_LEN = 4096  # trtllm-build --max_seq_len / LLM API max_seq_len: prompt + completion
+SPECIALS = ("<pad>", "<eos>", "<bos>", "<unk>")  # ids 0..3: pad, end, begin, unknown
 
-    tok = Tokenizer(models.WordLevel(vocab={"[UNK]": 0}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.save(str(path))
+
+def _byte_fallback() -> Tokenizer:
+    """The byte-fallback tokenizer (see ``byte_fallback_tokenizer``)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers  # noqa: PLC0415
+
+    vocab = {name: i for i, name in enumerate(SPECIALS)}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for char in ["\u2581", *(chr(c) for c in range(0x21, 0x7F))]:
+        vocab[char] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    tok.add_special_tokens(list(SPECIALS))
+    return tok
+
+
+def byte_fallback_tokens(text: str) -> list[str]:
+    """The tokens the doubles see for ``text`` (one per ASCII character, one per byte otherwise)."""
+    return _byte_fallback().encode(text, add_special_tokens=False).tokens
+
+
+def byte_fallback_tokenizer(folder: Path) -> Path:
+    """Write a byte-fallback ``tokenizer.json`` (and its ``tokenizer_config.json``) into ``folder``.
+
+    Vocabulary: the special tokens, the 256 byte tokens ``<0x00>``..``<0xFF>``, "▁" (a space) and
+    the printable ASCII characters; no merges. The decoder is Gemma's (Replace "▁", ByteFallback,
+    Fuse), so each token's text keeps its space when decoded alone.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    _byte_fallback().save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"}))
+    return folder / "tokenizer.json"
 
 
 def _write(repo: Path, name: str, config: str | mc.ModelConfig, code: Path | None) -> None:
@@ -58,15 +101,19 @@ def _write(repo: Path, name: str, config: str | mc.ModelConfig, code: Path | Non
     (target / "config.pbtxt").write_text(text)
 
 
-def _double(config: mc.ModelConfig, name: str, contract: str, instances: int) -> mc.ModelConfig:
+def _double(config: mc.ModelConfig, name: str, contract: str, instances: int,
+            tokenizer: Path) -> mc.ModelConfig:
     config.name = name
     config.parameters["contract"].string_value = contract
+    config.parameters["tokenizer_path"].string_value = str(tokenizer)
+    config.parameters["max_input_len"].string_value = str(MAX_INPUT_LEN)
+    config.parameters["max_seq_len"].string_value = str(MAX_SEQ_LEN)
     del config.instance_group[:]
     config.instance_group.add(count=instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     return config
 
 
-def _legacy(bls: mc.ModelConfig) -> mc.ModelConfig:
+def _legacy(bls: mc.ModelConfig, tokenizer: Path) -> mc.ModelConfig:
     legacy = mc.ModelConfig()
     legacy.CopyFrom(bls)
     for tensor in legacy.input:
@@ -77,13 +124,13 @@ def _legacy(bls: mc.ModelConfig) -> mc.ModelConfig:
     del legacy.output[:]
     legacy.input.extend(kept_in)
     legacy.output.extend(kept_out)
-    return _double(legacy, "tensorrt_llm_bls_legacy", "bls_legacy", 2)
+    return _double(legacy, "tensorrt_llm_bls_legacy", "bls_legacy", 2, tokenizer)
 
 
 def _entry(out: Path, model_id: str, triton_model: str, **kw: object) -> ModelEntry:
     entry = ModelEntry(id=model_id, triton_model=triton_model,
                        chat_template="models/test/plain_template.jinja", default_max_tokens=64,
-                       max_tokens_limit=512, context_length=1024, **kw)  # type: ignore[arg-type]
+                       max_tokens_limit=512, context_length=MAX_SEQ_LEN, **kw)  # type: ignore[arg-type]
     upsert_entry(out / "registry.toml", entry)
     return entry
 
@@ -92,28 +139,34 @@ def build_trtllm_mimics(out: Path) -> list[ModelEntry]:
     """Write the doubles into ``out/model_repository`` and register them in ``out/registry.toml``."""
     repo, side = out / "model_repository", out / "models" / "test"
     side.mkdir(parents=True, exist_ok=True)
-    _word_tokenizer(side / "words.json")
+    tokenizer = byte_fallback_tokenizer(side / "byte_fallback")
     shutil.copy(HERE / "plain_template.jinja", side / "plain_template.jinja")
-    m = TrtllmModel(id="trtllm-mimic", hf_model=str(side), frontend="ensemble", max_batch_size=8,
-                    bls_instances=2)
+    m = TrtllmModel(id="trtllm-mimic", hf_model=str(tokenizer.parent), frontend="ensemble", max_batch_size=8,
+                    bls_instances=2, max_input_len=MAX_INPUT_LEN, max_seq_len=MAX_SEQ_LEN)
     values = {**repository.engine_values(m, str(out / "engines")), "triton_backend": "python"}
     for name in ("preprocessing", "tensorrt_llm", "postprocessing", "ensemble"):
         code = HERE / "trtllm_ensemble" / name / "1" if name != "ensemble" else None
-        _write(repo, name, repository.fill(TEMPLATES / "trtllm" / name / "config.pbtxt.tmpl", values), code)
+        config = repository.parse(repository.fill(TEMPLATES / "trtllm" / name / "config.pbtxt.tmpl", values))
+        if name == "tensorrt_llm":  # the engine's build-time limits, which the C++ executor enforces
+            config.parameters["mimic_max_input_len"].string_value = str(MAX_INPUT_LEN)
+            config.parameters["mimic_max_seq_len"].string_value = str(MAX_SEQ_LEN)
+        _write(repo, name, config, code)
     mimic = HERE / "trtllm_mimic" / "1"
     bls = repository.parse(repository.fill(TEMPLATES / "trtllm" / "tensorrt_llm_bls" / "config.pbtxt.tmpl",
                                            values))
-    _write(repo, "tensorrt_llm_bls", _double(bls, "tensorrt_llm_bls", "bls", 2), mimic)
-    _write(repo, "tensorrt_llm_bls_legacy", _legacy(bls), mimic)
-    api = TrtllmModel(id="trtllm-llmapi-mimic", hf_model=str(side), path="llmapi")
+    legacy = _legacy(bls, tokenizer)
+    _write(repo, "tensorrt_llm_bls", _double(bls, "tensorrt_llm_bls", "bls", 2, tokenizer), mimic)
+    _write(repo, "tensorrt_llm_bls_legacy", legacy, mimic)
+    api = TrtllmModel(id="trtllm-llmapi-mimic", hf_model=str(tokenizer.parent), path="llmapi",
+                      max_input_len=MAX_INPUT_LEN, max_seq_len=MAX_SEQ_LEN, max_num_tokens=MAX_SEQ_LEN)
     llmapi = repository.parse(repository.llmapi_files(api)["config.pbtxt"])
-    _write(repo, "trtllm_llmapi_mimic", _double(llmapi, "trtllm_llmapi_mimic", "llmapi", 2), mimic)
-    words = "models/test/words.json"
+    _write(repo, "trtllm_llmapi_mimic", _double(llmapi, "trtllm_llmapi_mimic", "llmapi", 2, tokenizer), mimic)
+    registered = "models/test/byte_fallback/tokenizer.json"
+    engine = {"tokenizer": registered, "max_input_tokens": MAX_INPUT_LEN}
     return [
-        _entry(out, "trtllm-bls-mimic", "tensorrt_llm_bls", text_mode="cumulative", tokenizer=words),
-        _entry(out, "trtllm-bls-legacy-mimic", "tensorrt_llm_bls_legacy", text_mode="cumulative",
-               tokenizer=words),
+        _entry(out, "trtllm-bls-mimic", "tensorrt_llm_bls", text_mode="cumulative", **engine),
+        _entry(out, "trtllm-bls-legacy-mimic", "tensorrt_llm_bls_legacy", text_mode="cumulative", **engine),
         _entry(out, "trtllm-llmapi-mimic", "trtllm_llmapi_mimic", contract="llmapi",
-               text_mode="cumulative", tokenizer=words),
-        _entry(out, "trtllm-ensemble-mimic", "ensemble", text_mode="delta"),
+               text_mode="cumulative", tokenizer=registered, max_input_tokens=MAX_SEQ_LEN),
+        _entry(out, "trtllm-ensemble-mimic", "ensemble", text_mode="delta", **engine),
     ]

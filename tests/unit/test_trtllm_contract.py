@@ -11,9 +11,9 @@ from google.protobuf import json_format
 from build_engines.trtllm import repository
 from build_engines.trtllm.config import TrtllmModel
 from gateway.backends.base import GenerationRequest
-from gateway.backends.triton.stops import StopTrimmer
-from gateway.backends.triton.tensors import ModelSignature, build_inputs
 from gateway.registry import ModelEntry
+from gateway.triton.stops import StopTrimmer
+from gateway.triton.tensors import ModelSignature, build_inputs
 
 
 @pytest.mark.parametrize(("stops", "pieces", "sent", "hit"), [
@@ -98,3 +98,23 @@ def test_llmapi_names_and_stop_handling() -> None:
     plain = {t.name(): t for t in build_inputs(sig, _req("llmapi", stream=False))}
     assert plain["streaming"]._raw_content == b"\x00"
     assert "max_tokens" not in got and "stream" not in got
+
+
+def test_the_doubles_tokenizer_reproduces_nvidias_cumulative_decoding(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Fault 2's cause, as the doubles reproduce it: decoding all tokens so far (NVIDIA's BLS with
+    accumulate_tokens, the LLM API) shows U+FFFD for a character split across byte-fallback tokens,
+    so the next cumulative text is not an extension of the previous one."""
+    from tokenizers import Tokenizer  # noqa: PLC0415
+
+    from tests.models.trtllm import byte_fallback_tokenizer, byte_fallback_tokens  # noqa: PLC0415
+
+    tok = Tokenizer.from_file(str(byte_fallback_tokenizer(tmp_path)))
+    ids = tok.encode("Café ☃", add_special_tokens=False).ids
+    assert byte_fallback_tokens("Café ☃") == ["C", "a", "f", "<0xC3>", "<0xA9>", "\u2581",
+                                              "<0xE2>", "<0x98>", "<0x83>"]
+    cumulative = [tok.decode(ids[:n]) for n in range(1, len(ids) + 1)]
+    assert cumulative == ["C", "Ca", "Caf", "Caf\ufffd", "Café", "Café ", "Café \ufffd", "Café \ufffd\ufffd",
+                          "Café ☃"]
+    assert not cumulative[4].startswith(cumulative[3])
+    # The ensemble decodes each streamed response alone: a split character never recovers.
+    assert "".join(tok.decode([i]) for i in ids) == "Caf\ufffd\ufffd \ufffd\ufffd\ufffd"

@@ -2,18 +2,27 @@
 
 Config parameter ``contract``:
 
-* ``bls``: ``tensorrt_llm_bls`` with ``accumulate_tokens`` (current triton_backend). Every streamed
-  ``text_output`` is the whole text so far; ``num_input_tokens``/``num_output_tokens`` come only
-  when ``return_num_*`` ask, and count per response (a streamed one: its new token); a stop word
-  ends generation but stays in the text; after the data an empty response carries the final flag;
-  errors are an error response then the final flag; cancellation is not checked.
+* ``bls``: ``tensorrt_llm_bls`` with ``accumulate_tokens`` (current triton_backend). The engine's
+  tokens are accumulated and the whole list decoded at every step, as NVIDIA's postprocessing
+  does, so every streamed ``text_output`` is the whole text so far and a character split across
+  tokens first shows as U+FFFD; ``num_input_tokens``/``num_output_tokens`` come only when
+  ``return_num_*`` ask, and count per response (a streamed one: its new token); a stop word ends
+  generation (matched on token ids, as the engine does) but stays in the text; after the data an
+  empty response carries the final flag; errors are an error response then the final flag;
+  cancellation is not checked.
 * ``bls_legacy``: the same with the older names (``random_seed``, ``min_length``) and no counts.
 * ``llmapi``: the LLM API (PyTorch backend) model: ``sampling_param_*`` inputs, ``streaming``,
-  cumulative text, ``finish_reason`` ("None" until finished) when asked, no counts, the final
-  flag on the last data response, cancellation checked, stop strings cut off.
+  cumulative decoded text, ``finish_reason`` ("None" until finished) when asked, no counts, the
+  final flag on the last data response, cancellation checked, stop strings cut off.
 
-The "model" echoes the prompt's words, one word per token, so tests know what to expect. Each
-request logs its input names (``trtllm_mimic[<model>] inputs=...``) for tests to read.
+Rejected like the real models: a prompt longer than the engine's ``max_input_len`` (the C++
+executor's "Prompt length (N) exceeds maximum input length (M)"), ``max_tokens`` below 1; the LLM
+API rejects prompt + ``max_tokens`` over ``max_seq_len``. The engine clamps ``max_tokens`` to
+``max_seq_len`` - prompt, as the executor does.
+
+The "model" echoes the prompt's tokens (tokenizer: the ``tokenizer_path`` parameter, a byte-fallback
+tokenizer.json), so tests know what to expect. Each request logs its input names
+(``trtllm_mimic[<model>] inputs=...``) for tests to read.
 """
 
 import json
@@ -21,6 +30,7 @@ import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+from tokenizers import Tokenizer
 
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -46,6 +56,9 @@ class TritonPythonModel:
         self.contract = params.get("contract", "bls")
         self.delay = float(params.get("delay_s", "0.01"))
         self.batched = int(config.get("max_batch_size", 0)) > 0
+        self.tokenizer = Tokenizer.from_file(params["tokenizer_path"])
+        self.max_input_len = int(params["max_input_len"])
+        self.max_seq_len = int(params["max_seq_len"])
 
     def _text(self, value):
         array = np.array([value.encode()], dtype=np.object_)
@@ -53,6 +66,12 @@ class TritonPythonModel:
 
     def _int(self, value):
         return np.array([[value]], dtype=np.int32)
+
+    def _encode(self, text):
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def _decode(self, ids):
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def _read(self, request):
         prompt = _get(request, "text_input")
@@ -71,7 +90,16 @@ class TritonPythonModel:
             exclude = bool(_get(request, "exclude_input_in_output", self.contract == "bls_legacy"))
         if max_tokens is None or int(max_tokens) <= 0:
             raise ValueError("max_tokens must be a single value > 0")
-        return prompt.decode(), int(max_tokens), stream, stops, exclude
+        ids = self._encode(prompt.decode())
+        if self.contract == "llmapi":
+            if len(ids) + int(max_tokens) > self.max_seq_len:
+                raise ValueError(f"The sum of prompt length ({len(ids)}) and max_tokens ({int(max_tokens)}) "
+                                 f"should not exceed max_seq_len ({self.max_seq_len})")
+        elif len(ids) > self.max_input_len:
+            raise ValueError(f"Prompt length ({len(ids)}) exceeds maximum input length ({self.max_input_len}).")
+        else:
+            max_tokens = min(int(max_tokens), self.max_seq_len - len(ids))
+        return prompt.decode(), ids, int(max_tokens), stream, stops, exclude
 
     def execute(self, requests):
         for request in requests:
@@ -94,21 +122,19 @@ class TritonPythonModel:
                 self._run_bls(request, sender, *args)
         return None
 
-    def _run_bls(self, request, sender, prompt, max_tokens, stream, stops, exclude):
-        words = prompt.split()
-        text = ""
-        for word in words[:max_tokens]:
+    def _run_bls(self, request, sender, prompt, ids, max_tokens, stream, stops, exclude):
+        stop_ids = [self._encode(s) for s in stops]
+        generated = []
+        for token in ids[:max_tokens]:
             time.sleep(self.delay)
-            text = f"{text} {word}" if text else word
-            if stream:
-                sender.send(self._bls_response(request, text, len(words), 1))
-            if any(s in text for s in stops):  # the engine stops after the stop word's tokens
+            generated.append(token)
+            if stream:  # accumulate_tokens: the whole list decoded again
+                sender.send(self._bls_response(request, self._decode(generated), len(ids), 1))
+            if any(w and generated[-len(w):] == w for w in stop_ids):
                 break
-        produced = len(text.split())
         if not stream:
-            head = "" if exclude else prompt + " "
-            counted = produced if exclude else produced + len(words)
-            sender.send(self._bls_response(request, head + text, len(words), counted))
+            tokens = generated if exclude else ids + generated
+            sender.send(self._bls_response(request, self._decode(tokens), len(ids), len(tokens)))
         sender.send(flags=_FINAL)
 
     def _bls_response(self, request, text, n_in, n_out):
@@ -119,24 +145,25 @@ class TritonPythonModel:
             out.append(pb_utils.Tensor("num_output_tokens", self._int(n_out)))
         return pb_utils.InferenceResponse(output_tensors=out)
 
-    def _run_llmapi(self, request, sender, prompt, max_tokens, stream, stops, exclude):
-        words = prompt.split()
+    def _run_llmapi(self, request, sender, prompt, ids, max_tokens, stream, stops, exclude):
         head = "" if exclude else prompt
-        text, finish = "", "length" if len(words) > max_tokens else "stop"
-        for i, word in enumerate(words[:max_tokens]):
+        generated, text = [], ""
+        finish = "length" if len(ids) > max_tokens else "stop"
+        last = min(len(ids), max_tokens) - 1
+        for i, token in enumerate(ids[:max_tokens]):
             time.sleep(self.delay)
             if request.is_cancelled():
                 pb_utils.Logger.log_info(f"trtllm_mimic[{self.name}]: request cancelled")
                 cancelled = pb_utils.TritonError("Request cancelled by client", pb_utils.TritonError.CANCELLED)
                 sender.send(pb_utils.InferenceResponse(error=cancelled), flags=_FINAL)
                 return
-            text = f"{text} {word}" if text else word
+            generated.append(token)
+            text = self._decode(generated)  # CompletionOutput.text: all tokens decoded
             cut = min((text.find(s) for s in stops if s in text), default=-1)
             if cut >= 0:  # the LLM API leaves the stop string out
                 text, finish = text[:cut], "stop"
                 break
-            last = i == min(len(words), max_tokens) - 1
-            if stream and not last:
+            if stream and i != last:
                 sender.send(self._llmapi_response(request, head + text, "None"))
         sender.send(self._llmapi_response(request, head + text, finish), flags=_FINAL)
 

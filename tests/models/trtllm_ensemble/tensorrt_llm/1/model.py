@@ -4,7 +4,9 @@ Echoes the prompt's token ids as its generation. Like the C++ backend: with ``st
 response per token holding only that token, the final flag on the last data response; without it
 one response with every token (the prompt's too unless ``exclude_input_in_output``);
 ``num_output_tokens`` counts the tokens of each response; a stop word ends generation and stays
-in the output; a cancelled request stops at the next token.
+in the output; a cancelled request stops at the next token. Like the executor, a prompt longer
+than the engine's max_input_len is rejected and ``request_output_len`` is clamped to
+max_seq_len - prompt (the limits: ``mimic_max_input_len``/``mimic_max_seq_len`` parameters).
 """
 
 import json
@@ -44,6 +46,8 @@ class TritonPythonModel:
     def initialize(self, args):
         params = json.loads(args["model_config"]).get("parameters", {})
         self.delay = float(params.get("mimic_delay_s", {}).get("string_value", "0.005"))
+        self.max_input_len = int(params["mimic_max_input_len"]["string_value"])
+        self.max_seq_len = int(params["mimic_max_seq_len"]["string_value"])
 
     def execute(self, requests):
         for request in requests:
@@ -63,7 +67,12 @@ class TritonPythonModel:
         sender = request.get_response_sender()
         length = int(_scalar(request, "input_lengths", 0))
         prompt = [int(x) for x in _array(request, "input_ids").reshape(-1)[:length]]
-        limit = int(_scalar(request, "request_output_len", 16))
+        if length > self.max_input_len:
+            error = pb_utils.TritonError(
+                f"Prompt length ({length}) exceeds maximum input length ({self.max_input_len}).")
+            sender.send(pb_utils.InferenceResponse(error=error), flags=_FINAL)
+            return
+        limit = min(int(_scalar(request, "request_output_len", 16)), self.max_seq_len - length)
         streaming = bool(_scalar(request, "streaming", False))
         end_id = int(_scalar(request, "end_id", -1))
         stops = _stop_words(request)
