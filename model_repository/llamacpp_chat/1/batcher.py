@@ -1,18 +1,27 @@
-"""Continuous batching for llama.cpp: one context, several sequences decoded together per step.
+"""Continuous batching for llama.cpp: one context, one ``llama_decode`` per step for every live
+sequence, chunked prefill, sampling in llama.cpp's sampler chain, prompt-prefix reuse.
 
-On two cores a second llama.cpp instance competes for the same cores with spinning threads;
-decoding all live sequences in one ``llama_decode`` call instead keeps one thread pool busy and
-makes the per-step cost grow slowly with the number of sequences.
+Each step puts the last sampled token of every decoding sequence into one batch, together with
+prompt chunks of sequences still prefilling (schedule.py), asks for logits only where a token
+will be sampled, decodes once and samples each sequence with its own llama.cpp sampler chain
+(penalties, top-k, top-p, min-p, temperature, seeded draw). The KV cache is one unified pool of
+cells; finished sequences keep their KV so that a new request starts from the longest cached
+prefix (slots.py). The loop runs on its own thread; ctypes releases the GIL inside llama.cpp, so
+Triton's threads keep running while it decodes.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import llama_cpp as L
+from schedule import plan_step
+from slots import SlotTable
 
 
 @dataclass
@@ -25,6 +34,8 @@ class Sequence:
     top_k: int
     top_p: float
     seed: int
+    min_tokens: int = 0
+    min_p: float = 0.0
     repeat_penalty: float = 1.0
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
@@ -33,42 +44,73 @@ class Sequence:
     is_cancelled: Callable[[], bool] = lambda: False
     # Batcher state
     slot: int = -1
-    pos: int = 0
+    pos: int = 0  # tokens of this sequence whose KV is in the cache
+    reused: int = 0  # prompt tokens found in the prefix cache
     last: int = -1
     produced: int = 0
     sampler: Any = None
     finish: str = "length"
     tokens: list[int] = field(default_factory=list)
+    submitted: float = 0.0
+    first_token_at: float = 0.0
+
+    @property
+    def prefilling(self) -> bool:
+        return self.pos < len(self.prompt)
+
+
+@dataclass
+class Stats:
+    steps: int = 0
+    decode_s: float = 0.0
+    sample_s: float = 0.0
+    callback_s: float = 0.0
+    decoded_tokens: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    generated: int = 0
 
 
 class Batcher(threading.Thread):
-    """Owns a llama.cpp context with ``slots`` sequences; runs until ``stop()``."""
+    """Owns a llama.cpp context; decodes up to ``parallel`` requests together until ``stop()``."""
 
-    def __init__(self, model: Any, vocab: Any, *, slots: int, ctx_per_slot: int, threads: int,
-                 n_batch: int = 512) -> None:
+    def __init__(self, model: Any, vocab: Any, *, parallel: int, ctx_per_seq: int, kv_cells: int,
+                 n_seq: int, threads: int, n_batch: int = 512, prefill_chunk: int = 256,
+                 threads_batch: int | None = None) -> None:
         super().__init__(daemon=True, name="llamacpp-batcher")
+        n_seq = max(n_seq, parallel + 1)
         params = L.llama_context_default_params()
-        params.n_ctx = slots * ctx_per_slot
+        params.n_ctx = kv_cells
         params.n_batch = n_batch
         params.n_ubatch = n_batch
-        params.n_seq_max = slots
+        params.n_seq_max = n_seq
         params.n_threads = threads
-        params.n_threads_batch = threads
+        params.n_threads_batch = threads_batch or threads
+        params.kv_unified = True  # one pool of cells: sequences share prefixes without copies
+        params.no_perf = False
         self.ctx = L.llama_init_from_model(model, params)
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create a context")
+        self.kv_cells = L.llama_n_ctx(self.ctx)
         self.mem = L.llama_get_memory(self.ctx)
         self.vocab = vocab
         self.n_vocab = L.llama_vocab_n_tokens(vocab)
-        self.ctx_per_slot = ctx_per_slot
+        self.eog = [t for t in range(self.n_vocab) if L.llama_vocab_is_eog(vocab, t)]
+        self.eog_set = frozenset(self.eog)
+        self.ctx_per_seq = ctx_per_seq
+        self.parallel = parallel
         self.n_batch = n_batch
-        self.free = list(range(slots))
+        self.prefill_chunk = prefill_chunk
+        self.table = SlotTable(n_seq, self.kv_cells)
         self.active: list[Sequence] = []
+        self.waiting: deque[Sequence] = deque()
         self.inbox: queue.Queue[Sequence | None] = queue.Queue()
-        self.batch = L.llama_batch_init(max(n_batch, slots), 0, 1)
+        self.batch = L.llama_batch_init(n_batch + parallel, 0, 1)
+        self.stats = Stats()
         self._running = True
 
     def submit(self, seq: Sequence) -> None:
+        seq.submitted = time.perf_counter()
         self.inbox.put(seq)
 
     def stop(self) -> None:
@@ -78,102 +120,199 @@ class Batcher(threading.Thread):
         L.llama_batch_free(self.batch)
         L.llama_free(self.ctx)
 
+    def perf(self) -> dict[str, float]:
+        """llama.cpp's own timings for this context (prompt eval and decode, ms and counts)."""
+        d = L.llama_perf_context(self.ctx)
+        return {"t_p_eval_ms": d.t_p_eval_ms, "n_p_eval": d.n_p_eval, "t_eval_ms": d.t_eval_ms,
+                "n_eval": d.n_eval}
+
     # The loop ----------------------------------------------------------------------------------
 
     def run(self) -> None:
         while self._running:
-            self._admit(block=not self.active)
+            self._admit(block=not self.active and not self.waiting)
             if self.active:
                 self._step()
+            elif self.waiting:  # nothing runs and the head cannot start: impossible by design
+                self._fail(self.waiting.popleft(), "request does not fit the KV cache")
 
     def _admit(self, block: bool) -> None:
-        while self.free:
+        while True:
             try:
                 seq = self.inbox.get(block=block, timeout=None if block else 0)
             except queue.Empty:
-                return
+                break
             if seq is None:
                 self._running = False
                 return
+            self.waiting.append(seq)
             block = False
-            seq.slot = self.free.pop()
+        while self.waiting and len(self.active) < self.parallel:
+            seq = self.waiting[0]
+            if seq.is_cancelled():
+                self.waiting.popleft()
+                seq.finish = "cancelled"
+                self._done(seq, None)
+                continue
+            reserve = min(len(seq.prompt) + seq.max_tokens + 1, self.kv_cells)
             try:
-                self._prefill(seq)
+                plan = self.table.plan(seq.prompt, reserve)
+            except ValueError as exc:
+                self.waiting.popleft()
+                self._fail(seq, str(exc))
+                continue
+            if plan is None:
+                return
+            self.waiting.popleft()
+            try:
+                self._start(seq, plan, reserve)
             except Exception as exc:  # noqa: BLE001 - one bad request must not stop the loop
-                self._finish(seq, f"prefill failed: {exc}")
+                self._fail(seq, f"could not start: {exc}")
 
-    def _fill(self, items: list[tuple[int, int, int, bool]]) -> None:
-        b = self.batch
-        for i, (token, pos, seq_id, logits) in enumerate(items):
-            b.token[i] = token
-            b.pos[i] = pos
-            b.n_seq_id[i] = 1
-            b.seq_id[i][0] = seq_id
-            b.logits[i] = logits
-        b.n_tokens = len(items)
-
-    def _prefill(self, seq: Sequence) -> None:
+    def _start(self, seq: Sequence, plan: Any, reserve: int) -> None:
+        for s in plan.clear:
+            L.llama_memory_seq_rm(self.mem, s, -1, -1)
+        if plan.copy_from is not None:
+            L.llama_memory_seq_cp(self.mem, plan.copy_from, plan.seq, 0, plan.reuse)
+        if plan.trim_from is not None:
+            L.llama_memory_seq_rm(self.mem, plan.seq, plan.trim_from, -1)
+        self.table.start(plan, seq.prompt, reserve)
+        seq.slot, seq.pos, seq.reused = plan.seq, plan.reuse, plan.reuse
         seq.sampler = self._sampler(seq)
-        prompt = seq.prompt
-        for start in range(0, len(prompt), self.n_batch):
-            chunk = prompt[start:start + self.n_batch]
-            last_chunk = start + len(chunk) == len(prompt)
-            self._fill([(t, start + i, seq.slot, last_chunk and i == len(chunk) - 1)
-                        for i, t in enumerate(chunk)])
-            if L.llama_decode(self.ctx, self.batch) != 0:
-                raise RuntimeError("llama_decode failed during prefill")
-        seq.pos = len(prompt)
+        self.stats.reused_tokens += plan.reuse
         self.active.append(seq)
-        self._accept(seq, L.llama_sampler_sample(seq.sampler, self.ctx, len(chunk) - 1))
 
     def _step(self) -> None:
-        live = list(self.active)
-        self._fill([(s.last, s.pos, s.slot, True) for s in live])
-        if L.llama_decode(self.ctx, self.batch) != 0:
-            for seq in live:
-                self._finish(seq, "llama_decode failed (context full)")
+        decoding = [s for s in self.active if not s.prefilling]
+        prefilling = [s for s in self.active if s.prefilling]
+        takes = plan_step(len(decoding), [len(s.prompt) - s.pos for s in prefilling],
+                          self.n_batch, self.prefill_chunk)
+        b = self.batch
+        n = 0
+        sample_at: list[tuple[Sequence, int]] = []
+        for s in decoding:
+            self._put(n, s.last, s.pos, s.slot, True)
+            sample_at.append((s, n))
+            n += 1
+        chunks: list[tuple[Sequence, list[int]]] = []
+        for s, take in zip(prefilling, takes, strict=True):
+            if not take:
+                continue
+            chunk = s.prompt[s.pos:s.pos + take]
+            ends = s.pos + take == len(s.prompt)
+            for i, token in enumerate(chunk):
+                self._put(n, token, s.pos + i, s.slot, ends and i == take - 1)
+                n += 1
+            if ends:
+                sample_at.append((s, n - 1))
+            chunks.append((s, chunk))
+        b.n_tokens = n
+        t0 = time.perf_counter()
+        rc = L.llama_decode(self.ctx, b)
+        t1 = time.perf_counter()
+        st = self.stats
+        st.steps += 1
+        st.decode_s += t1 - t0
+        st.decoded_tokens += n
+        if rc != 0:
+            for s in decoding + [c[0] for c in chunks]:
+                self._fail(s, f"llama_decode failed ({rc})")
             return
-        for i, seq in enumerate(live):
-            seq.pos += 1
-            self._accept(seq, L.llama_sampler_sample(seq.sampler, self.ctx, i))
+        for s in decoding:
+            self.table.extend(s.slot, [s.last])
+            s.pos += 1
+        for s, chunk in chunks:
+            self.table.extend(s.slot, chunk)
+            s.pos += len(chunk)
+            st.prompt_tokens += len(chunk)
+        for s, idx in sample_at:
+            t2 = time.perf_counter()
+            token = self._sample(s, idx)
+            t3 = time.perf_counter()
+            st.sample_s += t3 - t2
+            self._accept(s, token)
+            st.callback_s += time.perf_counter() - t3
+        # Cancellation of a request still prefilling (a long prompt spans several steps).
+        for s, _chunk in chunks:
+            if s.prefilling and s.is_cancelled():
+                s.finish = "cancelled"
+                self._finish(s, None)
+
+    def _put(self, i: int, token: int, pos: int, seq_id: int, logits: bool) -> None:
+        b = self.batch
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq_id
+        b.logits[i] = logits
+
+    def _sample(self, seq: Sequence, idx: int) -> int:
+        if seq.produced < seq.min_tokens and self.eog:
+            logits = L.llama_get_logits_ith(self.ctx, idx)  # min_tokens: no end of generation yet
+            for t in self.eog:
+                logits[t] = -float("inf")
+        return L.llama_sampler_sample(seq.sampler, self.ctx, idx)
 
     def _accept(self, seq: Sequence, token: int) -> None:
         if seq.is_cancelled():
             seq.finish = "cancelled"
             self._finish(seq, None)
             return
-        if L.llama_vocab_is_eog(self.vocab, token):
+        if token in self.eog_set:
             seq.finish = "stop"
             self._finish(seq, None)
             return
+        if not seq.produced:
+            seq.first_token_at = time.perf_counter()
         seq.produced += 1
+        self.stats.generated += 1
         seq.last = token
         seq.tokens.append(token)
         keep_going = seq.on_token(seq, token)
         if not keep_going:
             seq.finish = "stop"
-        if (not keep_going or seq.produced >= seq.max_tokens
-                or seq.pos + 1 >= self.ctx_per_slot):
+        if not keep_going or seq.produced >= seq.max_tokens or seq.pos + 1 >= self.ctx_per_seq:
             self._finish(seq, None)
 
     def _finish(self, seq: Sequence, error: str | None) -> None:
         if seq in self.active:
             self.active.remove(seq)
-        L.llama_memory_seq_rm(self.mem, seq.slot, -1, -1)
+        if seq.slot >= 0:
+            keep = error is None  # a failed decode may have left partial KV behind: drop it
+            if not keep:
+                L.llama_memory_seq_rm(self.mem, seq.slot, -1, -1)
+            self.table.finish(seq.slot, keep=keep)
         if seq.sampler is not None:
             L.llama_sampler_free(seq.sampler)
             seq.sampler = None
-        self.free.append(seq.slot)
+        self._done(seq, error)
+
+    def _fail(self, seq: Sequence, error: str) -> None:
+        self._finish(seq, error)
+
+    @staticmethod
+    def _done(seq: Sequence, error: str | None) -> None:
         try:
             seq.on_done(seq, error)
         except Exception:  # noqa: BLE001 - a broken sender must not stop the loop
             pass
 
     def _sampler(self, seq: Sequence) -> Any:
+        """The request's llama.cpp sampler chain.
+
+        Repetition penalty counts prompt and output tokens (as Hugging Face, vLLM and TensorRT-LLM
+        do); frequency and presence penalties count output tokens only (OpenAI's definition).
+        """
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
-        if (seq.repeat_penalty, seq.frequency_penalty, seq.presence_penalty) != (1.0, 0.0, 0.0):
+        window = self.ctx_per_seq
+        if seq.repeat_penalty != 1.0:
+            rep = L.llama_sampler_init_penalties(self.n_vocab, window, seq.repeat_penalty, 0.0, 0.0)
+            for token in seq.prompt:
+                L.llama_sampler_accept(rep, token)
+            L.llama_sampler_chain_add(chain, rep)
+        if seq.frequency_penalty or seq.presence_penalty:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
-                64, seq.repeat_penalty, seq.frequency_penalty, seq.presence_penalty))
+                self.n_vocab, window, 1.0, seq.frequency_penalty, seq.presence_penalty))
         if seq.temperature == 0.0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
             return chain
@@ -181,6 +320,9 @@ class Batcher(threading.Thread):
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(seq.top_k))
         if seq.top_p < 1.0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(seq.top_p, 1))
+        if seq.min_p > 0.0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_min_p(seq.min_p, 1))
         L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(seq.temperature))
-        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seq.seed))
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seq.seed & 0xFFFFFFFF))
         return chain
+

@@ -51,11 +51,20 @@ def read_generation(request, seed_bits=32):
     top_k = int(optional(request, "top_k", 0))
     if not temperature >= 0 or not 0 < top_p <= 1 or top_k < 0:  # NaN fails too
         raise BadRequest("invalid request: temperature must be >= 0, top_p in (0, 1], top_k >= 0")
+    min_tokens = int(optional(request, "min_tokens", optional(request, "min_length", 0)))
+    if min_tokens < 0:
+        raise BadRequest("invalid request: min_tokens must be >= 0")
+    min_p = float(optional(request, "min_p", 0.0))
+    if not 0 <= min_p <= 1:
+        raise BadRequest("invalid request: min_p must be in [0, 1]")
     seed = optional(request, "seed", optional(request, "random_seed"))
     mask = (1 << seed_bits) - 1
     return {
         "prompt": prompt,
         "max_tokens": int(max_tokens),
+        # End of generation is suppressed until this many tokens (TensorRT-LLM's min_tokens).
+        "min_tokens": min(min_tokens, int(max_tokens)),
+        "min_p": min_p,
         "stream": bool(optional(request, "stream", False)),
         "temperature": temperature,
         "top_p": top_p,

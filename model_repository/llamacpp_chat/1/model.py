@@ -19,6 +19,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(__file__))
+import machine  # noqa: E402
 from batcher import Batcher, Sequence  # noqa: E402
 from inputs import BadRequest, read_generation  # noqa: E402
 from textstream import TextStream  # noqa: E402
@@ -38,18 +39,29 @@ class TritonPythonModel:
         if not os.path.isabs(gguf):
             gguf = os.path.join(args["model_repository"], gguf)
         self.n_ctx = int(params.get("n_ctx", "2048"))
-        threads = int(params.get("n_threads", "2"))
+        budget = machine.cpu_budget()
+        threads = machine.threads(params.get("n_threads", "auto"), budget)
+        parallel = int(params.get("slots", "4"))
+        kv_cells = int(params.get("kv_cache_tokens", "0") or 0) or parallel * self.n_ctx
+        n_seq = int(params.get("cache_sequences", "0") or 0) or max(16, 4 * parallel)
+        n_batch = int(params.get("n_batch", "512"))
+        chunk = int(params.get("prefill_chunk", "256"))
         # This small context only tokenizes and detokenizes; the batcher owns the real one.
         self.llm = Llama(model_path=gguf, n_ctx=64, n_threads=1, verbose=False)
         self.add_bos = self.llm._model.add_bos_token()
-        self.batcher = Batcher(self.llm._model.model, self.llm._model.vocab,
-                               slots=int(params.get("slots", "4")), ctx_per_slot=self.n_ctx,
-                               threads=threads)
+        self.batcher = Batcher(self.llm._model.model, self.llm._model.vocab, parallel=parallel,
+                               ctx_per_seq=self.n_ctx, kv_cells=kv_cells, n_seq=n_seq, threads=threads,
+                               n_batch=n_batch, prefill_chunk=chunk)
         self.batcher.start()
+        self.pieces = {}
         self.logger = pb_utils.Logger
         self.served = 0
         self.cancelled = 0
-        self.logger.log_info(f"llamacpp_chat ready: {gguf} n_ctx={self.n_ctx} slots={params.get('slots', '4')}")
+        kv_mib = self.batcher.kv_cells * _kv_bytes_per_token(self.llm) / 2**20
+        self.logger.log_info(
+            f"llamacpp_chat ready: {gguf} n_ctx={self.n_ctx} parallel={parallel} threads={threads} "
+            f"(cpu budget {budget}) kv_cells={self.batcher.kv_cells} ({kv_mib:.0f} MiB) sequences={n_seq} "
+            f"n_batch={n_batch} prefill_chunk={chunk}")
 
     def execute(self, requests):
         for request in requests:
@@ -78,7 +90,10 @@ class TritonPythonModel:
         state = {"first": "" if p["exclude_input"] else p["prompt"], "parts": []}
 
         def on_token(seq, token):
-            piece = stream.push(self.llm.detokenize([token], special=False))
+            data = self.pieces.get(token)
+            if data is None:
+                data = self.pieces[token] = self.llm.detokenize([token], special=False)
+            piece = stream.push(data)
             if p["stream"]:
                 if piece or state["first"]:
                     sender.send(self._response(state["first"] + piece))
@@ -104,8 +119,10 @@ class TritonPythonModel:
             n_in = len(seq.prompt) if p["return_counts"] else None
             sender.send(self._response(text, n_in, seq.produced, seq.finish), flags=_FINAL)
 
-        return Sequence(prompt=prompt, max_tokens=min(p["max_tokens"], self.n_ctx - len(prompt)),
+        max_tokens = min(p["max_tokens"], self.n_ctx - len(prompt))
+        return Sequence(prompt=prompt, max_tokens=max_tokens, min_tokens=min(p["min_tokens"], max_tokens),
                         temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"], seed=p["seed"],
+                        min_p=p["min_p"],
                         repeat_penalty=p["repetition_penalty"], frequency_penalty=p["frequency_penalty"],
                         presence_penalty=p["presence_penalty"], on_token=on_token, on_done=on_done,
                         is_cancelled=request.is_cancelled)
@@ -121,6 +138,23 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def finalize(self):
+        stats, perf, table = self.batcher.stats, self.batcher.perf(), self.batcher.table
         self.batcher.stop()
-        self.logger.log_info(f"llamacpp_chat: served {self.served}, cancelled {self.cancelled}")
+        self.logger.log_info(
+            f"llamacpp_chat: served {self.served}, cancelled {self.cancelled}; {stats.steps} steps, "
+            f"decode {stats.decode_s:.2f} s, sampling {stats.sample_s:.2f} s, token callbacks "
+            f"{stats.callback_s:.2f} s; prompt tokens evaluated {stats.prompt_tokens}, reused from the "
+            f"prefix cache {stats.reused_tokens} ({table.hits} hits); llama.cpp {perf}")
         self.llm.close()
+
+
+def _kv_bytes_per_token(llm):
+    """f16 K and V for every layer: 2 * n_layer * n_embd_k_gqa * 2 bytes."""
+    import llama_cpp as L
+
+    model = llm._model.model
+    n_layer = L.llama_model_n_layer(model)
+    n_head = max(1, L.llama_model_n_head(model))
+    n_head_kv = L.llama_model_n_head_kv(model)
+    head_dim = L.llama_model_n_embd(model) // n_head
+    return 2 * n_layer * n_head_kv * head_dim * 2

@@ -1,0 +1,136 @@
+"""The CPU chat engine (model_repository/llamacpp_chat) through the whole stack: min_tokens is
+honored, prompt-prefix reuse changes speed but not outputs, batched requests match single ones,
+and a client that leaves still cancels its sequence."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import openai
+
+from gateway.triton.server import TritonServer
+from tests.e2e.conftest import CHAT_MODEL
+
+FRANCE = [{"role": "user", "content": "Name the capital city of France."}]
+# About 1,400 tokens of system prompt: its prefill takes seconds on two cores, its reuse does not.
+LONG_SYSTEM = "You are a careful assistant. " + " ".join(
+    f"Rule {i}: answer briefly and never mention the number {i * 7 + 3}." for i in range(95))
+
+
+def test_min_tokens_equal_to_max_tokens_gives_exactly_that_many(client: openai.OpenAI) -> None:
+    free = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=0, max_tokens=40)
+    assert free.choices[0].finish_reason == "stop"  # the prompt ends early on its own...
+    assert free.usage.completion_tokens < 40
+    pinned = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=0, max_tokens=40,
+                                            extra_body={"min_tokens": 40})
+    assert pinned.usage.completion_tokens == 40  # ...and min_tokens keeps it going to exactly 40
+    assert pinned.choices[0].finish_reason == "length"
+    assert pinned.choices[0].message.content.startswith(free.choices[0].message.content.rstrip())
+
+
+def test_min_tokens_below_the_natural_length_changes_nothing(client: openai.OpenAI) -> None:
+    free = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=0, max_tokens=40)
+    low = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=0, max_tokens=40,
+                                         extra_body={"min_tokens": 2})
+    assert low.choices[0].message.content == free.choices[0].message.content
+    assert low.usage.completion_tokens == free.usage.completion_tokens
+
+
+def test_min_tokens_with_sampling_and_streaming(client: openai.OpenAI) -> None:
+    chunks = list(client.chat.completions.create(
+        model=CHAT_MODEL, messages=FRANCE, temperature=0.8, seed=5, max_tokens=24, stream=True,
+        stream_options={"include_usage": True}, extra_body={"min_tokens": 24}))
+    assert chunks[-1].usage.completion_tokens == 24
+    finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finals == ["length"]
+
+
+def test_seed_reproduces_a_sampled_answer(client: openai.OpenAI) -> None:
+    def ask(seed: int) -> str:
+        out = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=1.0, seed=seed,
+                                             max_tokens=24, extra_body={"min_tokens": 24})
+        return out.choices[0].message.content
+
+    first = ask(11)
+    assert ask(11) == first
+    assert any(ask(s) != first for s in (12, 13, 14))
+
+
+def test_penalties_change_a_greedy_answer(client: openai.OpenAI) -> None:
+    def ask(**kw: float) -> str:
+        out = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=0, max_tokens=40,
+                                             extra_body={"min_tokens": 40}, **kw)
+        return out.choices[0].message.content
+
+    plain = ask()
+    assert ask(frequency_penalty=1.5) != plain
+    assert ask(presence_penalty=1.5) != plain
+
+
+def test_prefix_reuse_is_fast_and_gives_the_same_answer(client: openai.OpenAI) -> None:
+    messages = [{"role": "system", "content": LONG_SYSTEM + f" Session {time.time_ns()}."},
+                {"role": "user", "content": "Name the capital city of France."}]
+
+    def timed() -> tuple[float, str, int]:
+        start = time.perf_counter()
+        out = client.chat.completions.create(model=CHAT_MODEL, messages=messages, temperature=0, max_tokens=12,
+                                             extra_body={"min_tokens": 12})
+        return time.perf_counter() - start, out.choices[0].message.content, out.usage.prompt_tokens
+
+    cold_s, cold_text, prompt_tokens = timed()
+    warm_s, warm_text, _ = timed()
+    assert prompt_tokens > 1000
+    assert warm_text == cold_text
+    assert warm_s < cold_s / 2, (cold_s, warm_s)  # the 1,000+ token prefix was not evaluated again
+    # The next turn of the same conversation starts from the cached turn and matches too.
+    messages += [{"role": "assistant", "content": cold_text},
+                 {"role": "user", "content": "And of Italy?"}]
+    _, next_a, _ = timed()
+    _, next_b, _ = timed()
+    assert next_a == next_b and next_a
+
+
+async def test_batched_requests_keep_to_their_own_prompts(aclient: openai.AsyncOpenAI) -> None:
+    """Four requests decoded in one batch answer their own prompts. (Not bit-identical to one at a
+    time: llama.cpp's kernels for a batch of several tokens round differently, so a near tie in a
+    greedy answer may flip after some tokens, as in llama-server.)"""
+    prompts = [f"Write one sentence about the number {n}." for n in (3, 17, 42, 99)]
+
+    async def ask(prompt: str) -> tuple[str, int]:
+        out = await aclient.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": prompt}], temperature=0, max_tokens=24,
+            extra_body={"min_tokens": 24})
+        return out.choices[0].message.content, out.usage.completion_tokens
+
+    alone = [await ask(p) for p in prompts]
+    together = await asyncio.gather(*(ask(p) for p in prompts))
+    for (text, n), (ref, _) in zip(together, alone, strict=True):
+        assert n == 24
+        pairs = zip(text, ref, strict=False)
+        same = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(text), len(ref)))
+        assert same >= 20, (text, ref)  # the same start: no sequence reads another's KV
+    assert len({t for t, _ in together}) == 4
+
+
+async def test_disconnect_cancels_the_llama_sequence(aclient: openai.AsyncOpenAI, triton: TritonServer) -> None:
+    marker = "llamacpp_chat: request cancelled after"
+    before = triton.log_path.read_text().count(marker)
+    stream = await aclient.chat.completions.create(
+        model=CHAT_MODEL, messages=FRANCE, stream=True, max_tokens=1500, extra_body={"min_tokens": 1500})
+    got = 0
+    async for _chunk in stream:
+        got += 1
+        if got == 5:
+            break
+    await stream.close()
+    for _ in range(100):
+        if triton.log_path.read_text().count(marker) > before:
+            break
+        await asyncio.sleep(0.1)
+    assert triton.log_path.read_text().count(marker) == before + 1
+    # The engine is free again: a short request is served at once.
+    start = time.perf_counter()
+    out = await aclient.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=0, max_tokens=8)
+    assert out.usage.completion_tokens > 0
+    assert time.perf_counter() - start < 10

@@ -1,0 +1,172 @@
+"""Pure parts of the CPU chat engine: prefix-cache planning, step scheduling, CPU budget."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_DIR = Path(__file__).resolve().parents[2] / "model_repository/llamacpp_chat/1"
+
+
+def _load(name: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(f"llamacpp_{name}", _DIR / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+slots = _load("slots")
+schedule = _load("schedule")
+machine = _load("machine")
+
+SYSTEM = list(range(100, 140))  # a 40-token system prompt
+
+
+def _run(table, prompt, reserve, produced=()):  # type: ignore[no-untyped-def]
+    """Plan, start, 'decode' the prompt (and some output) and return the plan."""
+    plan = table.plan(prompt, reserve)
+    assert plan is not None
+    table.start(plan, prompt, reserve)
+    table.extend(plan.seq, prompt[plan.reuse:] + list(produced))
+    return plan
+
+
+def test_common_prefix_counts_matching_tokens() -> None:
+    assert slots.common_prefix([1, 2, 3], [1, 2, 4]) == 2
+    assert slots.common_prefix(list(range(200)), list(range(200))) == 200
+    long_a = list(range(150)) + [7]
+    long_b = list(range(150)) + [8, 9]
+    assert slots.common_prefix(long_a, long_b) == 150
+    assert slots.common_prefix([], [1]) == 0
+
+
+def test_cold_request_gets_an_empty_sequence_and_reuses_nothing() -> None:
+    table = slots.SlotTable(n_seq=4, capacity=1000)
+    plan = table.plan(SYSTEM + [1, 2, 3], reserve=100)
+    assert (plan.seq, plan.reuse, plan.copy_from, plan.trim_from) == (0, 0, None, None)
+
+
+def test_next_turn_takes_over_the_conversation_without_copy() -> None:
+    table = slots.SlotTable(n_seq=4, capacity=1000)
+    turn1 = SYSTEM + [1, 2, 3]
+    first = _run(table, turn1, 100, produced=[50, 51, 52])
+    table.finish(first.seq)
+    turn2 = turn1 + [50, 51, 52] + [9, 9, 9]
+    plan = table.plan(turn2, reserve=100)
+    assert plan.seq == first.seq
+    assert plan.reuse == len(turn1) + 3  # prompt and the earlier answer
+    assert plan.copy_from is None and plan.trim_from is None and plan.clear == []
+
+
+def test_shared_system_prompt_is_copied_and_the_source_kept() -> None:
+    table = slots.SlotTable(n_seq=4, capacity=1000)
+    a = _run(table, SYSTEM + [1, 2, 3], 100, produced=[50])
+    table.finish(a.seq)
+    plan = table.plan(SYSTEM + [4, 5, 6], reserve=100)
+    assert plan.copy_from == a.seq and plan.seq != a.seq
+    assert plan.reuse == len(SYSTEM)
+    table.start(plan, SYSTEM + [4, 5, 6], 100)
+    assert table.tokens[a.seq] == SYSTEM + [1, 2, 3, 50]  # the source's own turn survives
+    assert table.tokens[plan.seq] == SYSTEM
+    assert table.hits == 1 and table.reused_tokens == len(SYSTEM)
+
+
+def test_prefix_of_a_running_request_is_shared() -> None:
+    table = slots.SlotTable(n_seq=4, capacity=1000)
+    running = _run(table, SYSTEM + [1], 100)
+    plan = table.plan(SYSTEM + [2], reserve=100)
+    assert plan.copy_from == running.seq and plan.reuse == len(SYSTEM)
+
+
+def test_identical_prompt_keeps_its_last_token_to_evaluate() -> None:
+    table = slots.SlotTable(n_seq=2, capacity=1000)
+    prompt = SYSTEM + [1, 2]
+    first = _run(table, prompt, 100, produced=[7])
+    table.finish(first.seq)
+    plan = table.plan(prompt, reserve=100)
+    assert plan.reuse == len(prompt) - 1
+
+
+def test_only_idle_sequence_is_trimmed_when_it_is_the_source() -> None:
+    table = slots.SlotTable(n_seq=2, capacity=1000)
+    busy = _run(table, [9] * 10, 50)
+    idle = _run(table, SYSTEM + [1, 2, 3], 100)
+    table.finish(idle.seq)
+    plan = table.plan(SYSTEM + [4], reserve=60)
+    assert busy.seq != idle.seq
+    assert (plan.seq, plan.reuse, plan.trim_from, plan.copy_from) == (idle.seq, len(SYSTEM), len(SYSTEM), None)
+
+
+def test_no_idle_sequence_means_wait() -> None:
+    table = slots.SlotTable(n_seq=2, capacity=1000)
+    _run(table, [1, 2], 10)
+    _run(table, [3, 4], 10)
+    assert table.plan([5, 6], 10) is None
+
+
+def test_least_recently_used_idle_sequences_are_evicted_to_fit() -> None:
+    table = slots.SlotTable(n_seq=4, capacity=300)
+    old = _run(table, [1] * 100, 100)
+    table.finish(old.seq)
+    new = _run(table, [2] * 100, 100)
+    table.finish(new.seq)
+    assert table.used() == 200
+    plan = table.plan([3] * 150, reserve=200)  # needs 200 of 300: one cached sequence must go
+    assert old.seq in plan.clear and new.seq not in plan.clear
+    table.start(plan, [3] * 150, 200)
+    assert table.used() == 300 and table.tokens[old.seq] == []
+
+
+def test_running_reservations_are_never_evicted() -> None:
+    table = slots.SlotTable(n_seq=4, capacity=300)
+    _run(table, [1] * 10, 250)
+    assert table.plan([2] * 10, reserve=100) is None  # waits for the running request
+    with pytest.raises(ValueError):
+        table.plan([2] * 10, reserve=301)
+
+
+def test_schedule_gives_a_lone_prompt_the_whole_batch() -> None:
+    assert schedule.plan_step(0, [700], n_batch=512, prefill_chunk=64) == [512]
+    assert schedule.plan_step(0, [100, 300, 200], n_batch=512, prefill_chunk=64) == [100, 300, 112]
+
+
+def test_schedule_chunks_prompts_while_others_decode() -> None:
+    assert schedule.plan_step(3, [700, 50], n_batch=512, prefill_chunk=64) == [64, 0]
+    assert schedule.plan_step(3, [40, 50], n_batch=512, prefill_chunk=64) == [40, 24]
+    assert schedule.plan_step(2, [], n_batch=512, prefill_chunk=64) == []
+    assert schedule.plan_step(4, [10], n_batch=4, prefill_chunk=64) == [0]
+
+
+def test_cgroup_v2_quota_limits_the_threads(tmp_path: Path) -> None:
+    root = tmp_path / "cg"
+    (root / "kubepods" / "pod1").mkdir(parents=True)
+    (root / "kubepods" / "pod1" / "cpu.max").write_text("150000 100000\n")
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/kubepods/pod1\n")
+    assert machine.cgroup_cpu_limit(root, proc) == 1.5
+    assert machine.cpu_budget(root, proc, affinity=64) == 2
+    (root / "kubepods" / "pod1" / "cpu.max").write_text("max 100000\n")
+    assert machine.cpu_budget(root, proc, affinity=8) == 8
+
+
+def test_cgroup_v1_quota_and_no_cgroup(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    missing = tmp_path / "none"
+    assert machine.cpu_budget(tmp_path, missing, affinity=16) == 3
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert machine.cpu_budget(tmp_path, missing, affinity=16) == 16
+    assert machine.cpu_budget(tmp_path / "empty", missing, affinity=4) == 4
+
+
+def test_thread_setting_auto_or_capped() -> None:
+    assert machine.threads("auto", budget=2) == 2
+    assert machine.threads("0", budget=3) == 3
+    assert machine.threads(8, budget=2) == 2
+    assert machine.threads("1", budget=2) == 1
