@@ -10,6 +10,7 @@
     ├── MethodNotAllowedError         405
     ├── UnsupportedMediaTypeError     415
     ├── RateLimitError                429 rate_limit_exceeded
+    ├── ClientClosedRequestError      499 (nobody reads it: the client left)
     ├── InternalServerError           500 internal_error (never the exception's text)
     └── BackendError                  5xx
         ├── BadGatewayError           502 (the backend broke the contract)
@@ -104,6 +105,12 @@ class UnsupportedMediaTypeError(GatewayError):
     status = 415
     type = "invalid_request_error"
     default_code = "unsupported_media_type"
+
+
+class ClientClosedRequestError(GatewayError):
+    status = 499  # nginx's convention; shows in the access log only
+    type = "invalid_request_error"
+    default_code = "client_closed_request"
 
 
 class InternalServerError(GatewayError):

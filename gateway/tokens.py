@@ -23,6 +23,7 @@ class Tokenizers:
     def __init__(self, base_dir: Path | str) -> None:
         self.base = Path(base_dir)
         self._cache: dict[str, Tokenizer] = {}
+        self._specials: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()  # counts may run on worker threads
 
     def get(self, entry: ModelEntry) -> Tokenizer | None:
@@ -43,6 +44,22 @@ class Tokenizers:
                 tok.no_padding()
                 self._cache[entry.id] = tok
         return tok
+
+    def specials(self, entry: ModelEntry) -> tuple[str, ...]:
+        """Strings the model reads as control tokens: its tokenizer's special added tokens, BOS,
+        EOS and the image token (longest first, so a longer one is broken before its prefix)."""
+        cached = self._specials.get(entry.id)
+        if cached is not None:
+            return cached
+        found = {entry.bos_token, entry.eos_token}
+        if entry.vision:
+            found.add(entry.image_token)
+        tok = self.get(entry)
+        if tok is not None:
+            found |= {t.content for t in tok.get_added_tokens_decoder().values() if t.special}
+        result = tuple(sorted((t for t in found if len(t) > 1), key=len, reverse=True))
+        self._specials[entry.id] = result
+        return result
 
     def count(self, entry: ModelEntry, text: str, *, special: bool = False) -> int | None:
         """Tokens in ``text``; ``special`` adds the model's special tokens (BOS, CLS/SEP)."""

@@ -15,8 +15,60 @@ def _invalid(message: str, param: str) -> InvalidRequestError:
     return InvalidRequestError(message, param=param, code="invalid_messages")
 
 
+# Characters one token of context may stand for, at most, in any tokenizer we know of (long
+# words and whitespace runs included): more text than this cannot fit, whatever it says.
+CHARS_PER_TOKEN_MAX = 32
+
+
+def check_size(messages: list[ChatMessage], entry: ModelEntry) -> int:
+    """Refuse, before any expensive work, a conversation that cannot fit the model's context.
+
+    Every message and every content part renders to at least one token, and a token stands for
+    at most ``CHARS_PER_TOKEN_MAX`` characters.
+
+    Returns:
+        The number of characters of text in the messages (for a cheap token estimate).
+
+    Raises:
+        InvalidRequestError: ``context_length_exceeded`` naming the limit that was passed.
+    """
+    limit = entry.context_length
+    if len(messages) > limit:
+        raise _too_big(f"{len(messages)} messages cannot fit the context of model '{entry.id}' "
+                       f"({limit} tokens)")
+    parts = chars = 0
+    for msg in messages:
+        content = msg.content
+        if isinstance(content, str):
+            chars += len(content)
+        elif content is not None:
+            parts += len(content)
+            chars += sum(len(p.text) for p in content if isinstance(p, TextPart))
+    if parts > limit:
+        raise _too_big(f"{parts} content parts cannot fit the context of model '{entry.id}' "
+                       f"({limit} tokens)")
+    if chars > limit * CHARS_PER_TOKEN_MAX:
+        raise _too_big(f"{chars} characters of messages cannot fit the context of model "
+                       f"'{entry.id}' ({limit} tokens)")
+    return chars
+
+
+def _too_big(message: str) -> InvalidRequestError:
+    return InvalidRequestError(message, param="messages", code="context_length_exceeded")
+
+
+def neutralize(text: str, specials: tuple[str, ...]) -> str:
+    """Break the model's special tokens inside message text, so user text cannot open a new
+    role (``<|im_start|>system``) or stand for an image (``<image>``): a zero-width space after
+    the first character makes the tokenizer read them as plain text."""
+    for special in specials:
+        if special in text:
+            text = text.replace(special, special[0] + "\u200b" + special[1:])
+    return text
+
+
 def flatten_messages(
-    messages: list[ChatMessage], entry: ModelEntry
+    messages: list[ChatMessage], entry: ModelEntry, specials: tuple[str, ...] = ()
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Validate messages and flatten content parts to text.
 
@@ -39,8 +91,8 @@ def flatten_messages(
         role = "system" if msg.role == "developer" else msg.role
         if msg.content is None:
             raise _invalid(f"{where}.content is required", f"{where}.content")
-        text = (msg.content if isinstance(msg.content, str)
-                else _flatten_parts(msg.content, entry, where, refs))
+        text = (neutralize(msg.content, specials) if isinstance(msg.content, str)
+                else _flatten_parts(msg.content, entry, where, refs, specials))
         out.append({"role": role, "content": text})
     if len(refs) > entry.max_images:
         raise InvalidRequestError(f"Too many images: {len(refs)}; model '{entry.id}' takes at "
@@ -50,14 +102,14 @@ def flatten_messages(
 
 
 def _flatten_parts(parts: list[TextPart | ImagePart], entry: ModelEntry, where: str,
-                   refs: list[tuple[str, str]]) -> str:
+                   refs: list[tuple[str, str]], specials: tuple[str, ...]) -> str:
     if not parts:
         raise _invalid(f"{where}.content must not be an empty array", f"{where}.content")
     pieces: list[str] = []
     first_ref = len(refs)  # refs holds earlier messages' images too
     for j, part in enumerate(parts):
         if isinstance(part, TextPart):
-            pieces.append(part.text)
+            pieces.append(neutralize(part.text, specials))
             continue
         param = f"{where}.content[{j}].image_url.url"
         if not entry.vision:

@@ -9,6 +9,13 @@ from gateway.errors import InvalidRequestError
 from gateway.registry import ModelEntry
 
 MAX_STOP_SEQUENCES = 16
+MAX_STOP_CHARS = 256
+MAX_TOP_K = 1024  # TensorRT-LLM's sampling kernels take top_k up to 1024
+MAX_REPETITION_PENALTY = 10.0
+INT64 = 2**63
+# Temperatures this small are greedy decoding in every backend's arithmetic (FP32 underflows
+# near 1e-38, and dividing logits by a denormal overflows): send 0 instead.
+GREEDY_BELOW = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +55,15 @@ def check_params(req: ChatCompletionRequest, entry: ModelEntry) -> SamplingParam
     _in_range(req.top_p, 0.0, 1.0, "top_p")
     _in_range(req.presence_penalty, -2.0, 2.0, "presence_penalty")
     _in_range(req.frequency_penalty, -2.0, 2.0, "frequency_penalty")
-    if req.repetition_penalty is not None and req.repetition_penalty <= 0:
-        raise _bad("repetition_penalty must be greater than 0", "repetition_penalty")
-    if req.top_k is not None and req.top_k < -1:
-        raise _bad("top_k must be -1 (off), 0 (off) or a positive integer", "top_k")
+    rp = req.repetition_penalty
+    if rp is not None and not 0 < rp <= MAX_REPETITION_PENALTY:
+        raise _bad(f"{rp} is not a valid repetition_penalty: it must be greater than 0 and at "
+                   f"most {MAX_REPETITION_PENALTY}", "repetition_penalty")
+    if req.top_k is not None and not -1 <= req.top_k <= MAX_TOP_K:
+        raise _bad(f"{req.top_k} is not a valid top_k: it must be -1 or 0 (off), or between 1 "
+                   f"and {MAX_TOP_K}", "top_k")
+    if req.seed is not None and not -INT64 <= req.seed < INT64:
+        raise _bad(f"{req.seed} is not a valid seed: it must be a 64-bit integer", "seed")
     max_tokens = _max_tokens(req, entry)
     if req.min_tokens is not None and not 0 <= req.min_tokens <= max_tokens:
         raise _bad("min_tokens must be between 0 and max_tokens", "min_tokens")
@@ -60,6 +72,8 @@ def check_params(req: ChatCompletionRequest, entry: ModelEntry) -> SamplingParam
     if top_p == 0:  # OpenAI accepts 0: the most likely token only
         top_k, top_p = 1, None
     temperature = req.temperature if req.temperature is not None else entry.default_temperature
+    if temperature is not None and temperature < GREEDY_BELOW:
+        temperature = 0.0
     given = req.max_completion_tokens is not None or req.max_tokens is not None
     return SamplingParams(max_tokens, temperature, top_p, top_k, _stop(req.stop), given)
 
@@ -112,4 +126,6 @@ def _stop(stop: str | list[str] | None) -> tuple[str, ...]:
     items = [stop] if isinstance(stop, str) else stop
     if len(items) > MAX_STOP_SEQUENCES:
         raise _bad(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed", "stop")
+    if any(len(s) > MAX_STOP_CHARS for s in items):
+        raise _bad(f"each stop sequence may be at most {MAX_STOP_CHARS} characters long", "stop")
     return tuple(s for s in items if s)

@@ -11,6 +11,7 @@ from gateway.auth.principal import Principal
 from gateway.chat.protocol import ChatCompletionRequest
 from gateway.chat.service import ChatService
 from gateway.http.body import decode_body
+from gateway.http.disconnect import unless_disconnected
 from gateway.http.paths import both
 from gateway.http.responses import json_response
 from gateway.http.sse import SSE_HEADERS
@@ -25,4 +26,5 @@ async def chat_completions(request: Request[Any, Any, Any], principal: Principal
     if req.stream:
         events = await chat.stream(prep)
         return Stream(events, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    return json_response(await chat.complete(prep), headers=headers)
+    completion = await unless_disconnected(request.receive, chat.complete(prep))
+    return json_response(completion, headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -15,7 +16,7 @@ import numpy.typing as npt
 from gateway.auth.principal import Admission, Guard, Principal
 from gateway.backends.base import Backend, Delta, GenerationRequest
 from gateway.catalog import ModelCatalog
-from gateway.chat.messages import flatten_messages
+from gateway.chat.messages import check_size, flatten_messages
 from gateway.chat.params import check_params, fit_context
 from gateway.chat.protocol import (
     ChatCompletion,
@@ -34,6 +35,10 @@ from gateway.registry import ModelEntry
 from gateway.tokens import Tokenizers
 
 log = logging.getLogger("chungus.chat")
+
+# Conversations longer than this (characters) are rendered and tokenized on a worker thread, so
+# they never hold the event loop; shorter ones cost less inline than a thread hop.
+OFF_LOOP_CHARS = 16_384
 
 
 class ImageResolver(Protocol):
@@ -66,7 +71,10 @@ class ChatService:
 
     async def prepare(self, principal: Principal, req: ChatCompletionRequest,
                       request_id: str) -> Prepared:
-        """Validate, render, check the context, and admit a request.
+        """Validate, admit on a cheap estimate, render, check the context, resolve images.
+
+        Everything before admission is O(request size) and cheap; rendering and tokenizing run
+        after it, off the event loop when the conversation is large.
 
         Raises:
             GatewayError: any refusal, with its HTTP status.
@@ -77,13 +85,17 @@ class ChatService:
                 f"Model '{entry.id}' is an {entry.kind} model; it cannot do chat completions",
                 param="model", code="invalid_model_type")
         params = check_params(req, entry)
-        messages, refs = flatten_messages(req.messages, entry)
-        prompt = self._render(entry, messages)
-        prompt_tokens = self.tokens.count(entry, prompt)
-        max_tokens = fit_context(entry, prompt_tokens, params.max_tokens, params.max_tokens_given)
-        estimate = prompt_tokens if prompt_tokens is not None else len(prompt) // 3 + 1
-        admission = await self.guard.admit(principal, entry, estimate + max_tokens)
+        chars = check_size(req.messages, entry)
+        estimate = chars // 4 + 1
+        admission = await self.guard.admit(principal, entry, estimate + params.max_tokens)
         try:
+            messages, refs = flatten_messages(req.messages, entry, self.tokens.specials(entry))
+            if chars > OFF_LOOP_CHARS:
+                prompt, prompt_tokens = await asyncio.to_thread(self._prompt, entry, messages)
+            else:
+                prompt, prompt_tokens = self._prompt(entry, messages)
+            max_tokens = fit_context(entry, prompt_tokens, params.max_tokens,
+                                     params.max_tokens_given)
             images = await self._images(refs, entry)
         except BaseException:
             await admission.finish(0, 0)
@@ -96,7 +108,12 @@ class ChatService:
             min_tokens=req.min_tokens, images=images, request_id=request_id,
             prompt_tokens=prompt_tokens)
         return Prepared(req, entry, generation, admission, f"chatcmpl-{uuid.uuid4().hex}",
-                        int(time.time()), estimate)
+                        int(time.time()), prompt_tokens if prompt_tokens is not None else estimate)
+
+    def _prompt(self, entry: ModelEntry, messages: list[dict[str, Any]]) -> tuple[str, int | None]:
+        """The rendered prompt and its token count (the one time it is tokenized)."""
+        prompt = self._render(entry, messages)
+        return prompt, self.tokens.count(entry, prompt)
 
     async def _images(self, refs: list[tuple[str, str]], entry: ModelEntry) -> npt.NDArray[Any] | None:
         if not refs:

@@ -40,9 +40,10 @@ def decode_body(body: bytes, kind: type[T]) -> T:
         if param is None and "Object missing required field" in text:
             param = text.rsplit("`", 2)[-2] if text.count("`") >= 2 else None
         code = "invalid_messages" if param and param.startswith("messages") else None
-        if code is None and kind.__name__ == "ChatCompletionRequest" and param == "messages":
-            code = "invalid_messages"
         raise InvalidRequestError(message, param=param, code=code) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequestError(f"Request body is not valid JSON: {exc}",
+                                  code="invalid_json") from exc
+    except RecursionError as exc:  # msgspec's own depth limit on free-form fields
+        raise InvalidRequestError("Request body is nested too deeply",
                                   code="invalid_json") from exc

@@ -8,6 +8,7 @@ tag so both live in one Redis Cluster slot.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -98,6 +99,7 @@ class RedisLimiter:
         self.lease_ttl_s = lease_ttl_s
         self.retry_s = retry_s
         self._down_until = 0.0
+        self._pending: set[asyncio.Task[None]] = set()
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._release = self.redis.register_script(_RELEASE)
 
@@ -118,6 +120,10 @@ class RedisLimiter:
         try:
             reason, wait, req, tok = await self._acquire(keys=self._keys(key_id), args=args)
         except (RedisError, OSError) as exc:
+            # The script may have run and taken a lease before the reply was lost: give it back
+            # by its id once Redis answers, or a max_concurrent=1 key stays locked out.
+            if lease:
+                self._drop_later(key_id, lease)
             self._down_until = time.monotonic() + self.retry_s
             return self._redis_down(exc)
         reason = reason.decode() if isinstance(reason, bytes) else reason
@@ -147,8 +153,30 @@ class RedisLimiter:
         try:
             await self._release(keys=self._keys(key_id), args=[limits.tpm or 0, refund, grant.lease])
         except (RedisError, OSError) as exc:
-            # The lease lapses on its own; the refund is lost (the key is charged its reservation).
+            # The refund is lost (the key is charged its reservation); the lease is returned by
+            # its id as soon as Redis answers again.
             log.warning("Redis unavailable on release: %s", type(exc).__name__)
+            if grant.lease:
+                self._drop_later(key_id, grant.lease)
+
+    def _drop_later(self, key_id: str, lease: str) -> None:
+        task = asyncio.create_task(self._drop_lease(key_id, lease))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _drop_lease(self, key_id: str, lease: str, attempts: int = 30) -> None:
+        """Remove one lease by id, retrying while Redis is unreachable (bounded)."""
+        from redis.exceptions import RedisError
+
+        for _ in range(attempts):
+            try:
+                await self.redis.zrem(self._keys(key_id)[1], lease)
+                return
+            except (RedisError, OSError):
+                await asyncio.sleep(self.retry_s)
+        log.warning("could not return a concurrency lease; it lapses in %.0fs", self.lease_ttl_s)
 
     async def close(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
         await self.redis.aclose()

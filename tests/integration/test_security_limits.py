@@ -171,3 +171,32 @@ async def test_replicas_racing_on_redis_get_exactly_the_limit(redis_prefix: str)
     assert sum(granted) == 10
     for limiter in limiters:
         await limiter.close()
+
+
+async def test_a_lost_reply_after_the_script_ran_gives_the_lease_back(redis_prefix: str) -> None:
+    """The script took a lease, then its reply timed out: the lease is returned by its id, so a
+    max_concurrent=1 key is not locked out until the lease lapses."""
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    limits = Limits(max_concurrent=1)
+    limiter = RedisLimiter(REDIS_URL, prefix=redis_prefix, lease_ttl_s=600.0, retry_s=0.05)
+    real = limiter._acquire
+
+    async def ran_then_lost(**kwargs: object) -> object:
+        await real(**kwargs)
+        raise RedisTimeout("reply lost")
+
+    limiter._acquire = ran_then_lost  # type: ignore[assignment]  # the lowest seam: Redis's reply
+    grant = await limiter.acquire("k", limits, 0)  # fail-open: admitted uncounted
+    assert grant.counted is False
+    await asyncio.gather(*limiter._pending)
+    leases = f"{redis_prefix}limits:{{k}}:leases"
+    assert await limiter.redis.zcard(leases) == 0
+    limiter._acquire = real
+    limiter._down_until = 0.0
+    again = await limiter.acquire("k", limits, 0)  # not locked out
+    assert again.counted and again.lease
+    assert await limiter.redis.zcard(leases) == 1
+    await limiter.release("k", limits, again, 0)
+    assert await limiter.redis.zcard(leases) == 0
+    await limiter.close()
