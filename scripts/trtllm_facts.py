@@ -20,7 +20,9 @@ What is read (nothing is imported or executed from the checkout):
 * the flags each script accepts (every ``add_argument`` string starting with ``-``, with
   ``required``/``choices`` when literal): ``convert_checkpoint.py`` per model family,
   ``quantize.py``, ``trtllm-build`` (``tensorrt_llm/commands/build.py`` plus the plugin flags of
-  ``tensorrt_llm/plugin/plugin.py``), ``build_multimodal_engine.py``, ``launch_triton_server.py``.
+  ``tensorrt_llm/plugin/plugin.py``), ``build_multimodal_engine.py`` and the
+  ``add_multimodal_arguments`` of ``tensorrt_llm/tools/multimodal_builder.py`` it parses with,
+  ``launch_triton_server.py``.
 
 Both layouts are understood: NVIDIA/TensorRT-LLM (``triton_backend/...``) and the older
 triton-inference-server/tensorrtllm_backend (``all_models/...`` at the top). A file that is not in
@@ -55,6 +57,8 @@ SCRIPTS = {"quantize.py": "examples/quantization/quantize.py",
            "trtllm-build": "tensorrt_llm/commands/build.py",
            "build_multimodal_engine.py": "examples/models/core/multimodal/build_multimodal_engine.py"}
 PLUGIN = "tensorrt_llm/plugin/plugin.py"
+# build_multimodal_engine.py takes its flags from this module's add_multimodal_arguments().
+MULTIMODAL_BUILDER = "tensorrt_llm/tools/multimodal_builder.py"
 LAUNCH = "scripts/launch_triton_server.py"
 
 _BLOCK = re.compile(r"\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}", re.S)
@@ -240,6 +244,9 @@ def collect(root: Path, tag: str, sources: dict[str, str] | None = None) -> dict
         text = read(root, rel)
         if text is not None:
             scripts[name] = argparse_flags(text)
+    text = read(root, MULTIMODAL_BUILDER)
+    if text is not None:
+        scripts["multimodal_builder:add_multimodal_arguments"] = argparse_flags(text)
     if "trtllm-build" in scripts:
         text = read(root, PLUGIN)
         if text is not None:
