@@ -251,7 +251,9 @@ def test_gateway_readiness_is_its_own_and_drains_evict_unready_pods(default: Ren
 
 
 def test_triton_rollout_strategies(default: Rendered) -> None:
-    assert default.get(*TRITON)["spec"]["updateStrategy"] == {"type": "RollingUpdate"}
+    sts = default.get(*TRITON)["spec"]
+    assert sts["updateStrategy"] == {"type": "RollingUpdate"}
+    assert sts["podManagementPolicy"] == "Parallel"  # HPA scale-outs start every new pod at once
     surge = render(sets=("triton.workload=Deployment",))
     deployment = surge.get("Deployment", "t-chungus-triton")
     assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
@@ -343,6 +345,8 @@ def test_multinode_renders_a_leader_worker_set(multinode: Rendered) -> None:
     assert lws["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
     template = lws["spec"]["leaderWorkerTemplate"]
     assert template["size"] == 2 and template["restartPolicy"] == "RecreateGroupOnPodRestart"
+    # Not LeaderReady: the leader is ready only once mpirun runs on its workers.
+    assert lws["spec"]["startupPolicy"] == "LeaderCreated"
     assert lws["spec"]["replicas"] == 1 and not multinode.of_kind("StatefulSet")[2:]
     leader, worker = template["leaderTemplate"], template["workerTemplate"]
     assert leader["metadata"]["labels"]["app.kubernetes.io/component"] == "triton"  # the Service's pods
