@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import signal
+import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import msgspec
+import uvicorn
 
+from gateway.health.state import Lifecycle
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.triton.supervisor import TritonSupervisor
 
 log = logging.getLogger("chungus")
 
@@ -21,15 +33,20 @@ log = logging.getLogger("chungus")
 _EXTENSIONS: tuple[str, ...] = ("gateway.admin.cli",)
 
 
-def _triton(args: argparse.Namespace) -> object:
-    from gateway.triton.server import TritonServer
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    return TritonServer(
+
+def _supervisor(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> TritonSupervisor:
+    from gateway.triton.server import TritonServer
+    from gateway.triton.supervisor import TritonSupervisor
+
+    server = TritonServer(
         model_repository=Path(args.model_repository).resolve(),
         workdir=Path(args.workdir).resolve(),
         http_port=args.triton_http_port, grpc_port=args.triton_grpc_port,
         metrics_port=args.triton_metrics_port,
     )
+    return TritonSupervisor(server, stopping=stop, max_backoff_s=settings.triton_restart_max_backoff_s)
 
 
 def _add_triton_args(p: argparse.ArgumentParser, settings: Settings) -> None:
@@ -40,63 +57,139 @@ def _add_triton_args(p: argparse.ArgumentParser, settings: Settings) -> None:
     p.add_argument("--triton-metrics-port", type=int, default=settings.triton_metrics_port)
 
 
-def cmd_triton(args: argparse.Namespace) -> int:
-    """Run Triton on CPU until Ctrl-C."""
-    from gateway.triton.server import TritonStartError
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGINT, SIGTERM and SIGHUP set ``stop`` (installed explicitly: a shell may ignore SIGINT)."""
+    def handler(sig: int, _frame: FrameType | None) -> None:
+        log.warning("%s: stopping", signal.Signals(sig).name)
+        stop.set()
 
-    server = _triton(args)
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, handler)
+
+
+def _start_triton(supervisor: TritonSupervisor) -> bool:
+    """Start Triton under supervision; False (with the reason printed) if it did not come up."""
+    from gateway.triton.server import TritonStartCancelled, TritonStartError
+
+    server = supervisor.server
+    print(f"starting Triton on {server.model_repository} (log: {server.log_path}) ...", flush=True)
     try:
-        server.start()  # type: ignore[attr-defined]
+        supervisor.start()
+    except TritonStartCancelled:
+        return False
     except TritonStartError as exc:
         print(f"Triton failed to start:\n{exc}", file=sys.stderr)
-        return 1
-    print(f"Triton ready: grpc {server.grpc_url}, log {server.log_path}")  # type: ignore[attr-defined]
-    stop = {"now": False}
-    # Install both handlers explicitly: a shell may start us with SIGINT ignored.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.update(now=True))
+        return False
+    return True
+
+
+def cmd_triton(args: argparse.Namespace) -> int:
+    """Run Triton on CPU, restarting it if it dies, until SIGINT, SIGTERM or SIGHUP."""
+    settings = Settings.from_env(os.environ)
+    stop = threading.Event()
+    # Before the start: a signal while the models load must stop Triton too, not kill us alone.
+    _stop_on_signals(stop)
+    supervisor = _supervisor(args, settings, stop)
     try:
-        while not stop["now"] and server.process and server.process.poll() is None:  # type: ignore[attr-defined]
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        if not _start_triton(supervisor):
+            return 0 if stop.is_set() else 1
+        server = supervisor.server
+        print(f"Triton ready: grpc {server.grpc_url}, log {server.log_path}", flush=True)
+        while not stop.wait(0.5):
+            pass
     finally:
-        server.stop()  # type: ignore[attr-defined]
+        supervisor.stop()
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start Triton (unless an external one is named) and the gateway; stop both on exit."""
-    import uvicorn
+    """Start Triton (unless an external one is named) and the gateway; stop both on exit.
 
-    from gateway.app import create_app
-    from gateway.triton.server import TritonStartError
+    Shutdown, whichever of SIGTERM, SIGINT or SIGHUP arrives: readiness turns 503 and new
+    requests get 503, running streams may finish for ``drain_timeout_s`` (a second SIGINT cuts
+    them), then Triton and its stubs are stopped. If this process is SIGKILLed, Triton gets a
+    parent-death SIGTERM.
+    """
+    from gateway.app import build_app
+    from gateway.health.drain import DrainGate
+    from gateway.services import build_services
 
     settings = Settings.from_env(os.environ)
     generated = settings.admin_key is None and settings.auth_enabled
     if generated:
         settings = msgspec.structs.replace(settings, admin_key=f"sk-chungus-{secrets.token_urlsafe(24)}")
-    server = None
-    if not args.external_triton:
-        server = _triton(args)
-        print(f"starting Triton on {args.model_repository} (log: {server.log_path}) ...", flush=True)  # type: ignore[attr-defined]
-        try:
-            server.start()  # type: ignore[attr-defined]
-        except TritonStartError as exc:
-            print(f"Triton failed to start:\n{exc}", file=sys.stderr)
-            return 1
-        settings = msgspec.structs.replace(settings, triton_urls=(server.grpc_url,))  # type: ignore[attr-defined]
-    else:
-        settings = msgspec.structs.replace(settings, triton_urls=tuple(args.external_triton.split(",")))
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    supervisor = None
     try:
-        app = create_app(settings)
+        if not args.external_triton:
+            supervisor = _supervisor(args, settings, stop)
+            if not _start_triton(supervisor):
+                return 0 if stop.is_set() else 1
+            settings = msgspec.structs.replace(settings, triton_urls=(supervisor.server.grpc_url,))
+        else:
+            settings = msgspec.structs.replace(settings, triton_urls=tuple(args.external_triton.split(",")))
+        if stop.is_set():
+            return 0
+        services = build_services(settings)
+        app = DrainGate(build_app(services), services.lifecycle)
         _banner(settings, generated)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                    loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+        config = uvicorn_config(app, settings)
+        _GatewayServer(config, services.lifecycle, settings.drain_timeout_s).run()
     finally:
-        if server is not None:
-            server.stop()  # type: ignore[attr-defined]
+        if supervisor is not None:
+            supervisor.stop()
     return 0
+
+
+def uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
+    """uvicorn's settings for the gateway: the drain deadline is its graceful-shutdown timeout."""
+    return uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",  # type: ignore[arg-type]  # an ASGI callable; uvicorn's type is a union of protocols
+                          loop="uvloop", http="httptools",
+                          timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)))
+
+
+class _GatewayServer(uvicorn.Server):
+    """uvicorn, draining on SIGHUP too, marking the lifecycle draining at once, never re-raising.
+
+    uvicorn re-raises the signal it caught once it has stopped; with SIGTERM's default action
+    that killed the process before ``chungus serve`` could stop Triton (which was left running).
+    """
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_s: float) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+        self.drain_s = drain_s
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Drain with the listener open (new requests: 503, readiness: 503), then uvicorn's stop.
+
+        Probes and retried clients get a clear 503 rather than a refused connection; running
+        requests have ``drain_s`` in all, after which uvicorn cancels them.
+        """
+        deadline = time.monotonic() + self.drain_s
+        # uvicorn keeps its request tasks in a plain set (no event to wait on): poll it, as it does.
+        while self.server_state.tasks and not self.force_exit and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        self.config.timeout_graceful_shutdown = max(1, round(deadline - time.monotonic()))
+        await super().shutdown(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.lifecycle.state != "draining":
+            self.lifecycle.state = "draining"
+            streams = len(self.server_state.tasks)
+            log.warning("%s: draining %d open request(s) for up to %.0fs (SIGINT again: stop now)",
+                        signal.Signals(sig).name, streams, self.drain_s)
+        super().handle_exit(sig, frame)
 
 
 def _banner(settings: Settings, generated: bool) -> None:

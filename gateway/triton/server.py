@@ -1,15 +1,26 @@
-"""Run NVIDIA Triton on CPU from the ``nvidia-pytriton`` wheel: lay out backends, set env, start, stop.
+"""Run NVIDIA Triton on CPU from the ``nvidia-pytriton`` wheel: lay out backends, set env, start,
+stop, and keep it running (``TritonSupervisor``).
 
 The wheel ships ``tritonserver`` (2.51), the Python backend and one stub per Python version.
 The stub must run with this venv's Python: its ``bin`` first on PATH (the stub finds
 site-packages through it) and the owning interpreter's ``libpython`` first on
 LD_LIBRARY_PATH (else Debian's older libpython loads and ``ssl`` breaks). Users never set
 any of this by hand.
+
+Processes: Triton runs in its own process group with its Python-backend stubs (one per model
+instance). The stubs notice Triton's death only once it is reaped (until then ``kill(ppid, 0)``
+still succeeds on the zombie), so a Triton that dies must be reaped, and its group killed, by
+whoever started it. The group is killed while the dead Triton is still an unreaped zombie
+(``waitid(WNOWAIT)``): its pid, and so the group id, cannot have been reused yet. Triton gets a
+parent-death signal (SIGTERM), so even a SIGKILLed ``chungus`` takes Triton (which stops its
+stubs) with it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import logging
 import os
 import shutil
 import signal
@@ -17,15 +28,23 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger("chungus.triton")
 
 
 class TritonStartError(RuntimeError):
     """Triton exited or did not become ready; the message carries the reason from its log."""
+
+
+class TritonStartCancelled(TritonStartError):
+    """A stop was requested while Triton was starting (nothing is left running)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +113,43 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive ``sig`` when the thread that forked it dies.
+
+    Resolved here, in the parent, so the child only makes one system call between fork and exec.
+    None off Linux (there the group is still stopped by ``stop``, but not after a SIGKILL).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def set_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would send the signal
+            os.kill(os.getpid(), int(sig))
+
+    return set_signal
+
+
+def describe_exit(status: int) -> str:
+    """``Popen.returncode`` in words: ``exit code 1`` or ``killed by SIGKILL``."""
+    if status < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-status).name}"
+        return f"killed by signal {-status}"
+    return f"exit code {status}"
+
+
 @dataclass
 class TritonServer:
-    """One tritonserver process on a model repository, on loopback ports.
+    """One tritonserver process (and its stubs) on a model repository, on loopback ports.
 
-    Use as a context manager, or call ``start()`` / ``stop()``.
+    Use as a context manager, or call ``start()`` / ``stop()``. One thread owns a started server:
+    ``exit_status`` never reaps, only ``stop`` does (after killing the whole process group).
     """
 
     model_repository: Path
@@ -111,6 +162,8 @@ class TritonServer:
     exit_timeout_s: int = 5
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    started_at: float = field(default=0.0, init=False)
+    _log_offset: int = field(default=0, init=False)
 
     @property
     def log_path(self) -> Path:
@@ -139,8 +192,12 @@ class TritonServer:
             *self.extra_args,
         ]
 
-    def start(self, timeout_s: float = 180.0) -> None:
+    def start(self, timeout_s: float = 180.0, cancel: threading.Event | None = None) -> None:
         """Start Triton and wait until it reports ready.
+
+        Args:
+            timeout_s: how long Triton may take to load its models.
+            cancel: when set during the wait, Triton is stopped and ``TritonStartCancelled`` raised.
 
         Raises:
             TritonStartError: it exited or was not ready in time (message: the log's errors).
@@ -148,65 +205,96 @@ class TritonServer:
         install = TritonInstall.find()
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = self.command(install)
-        log = self.log_path.open("wb")
-        # A new session: Ctrl-C on the terminal reaches us, and we stop Triton in order.
-        self.process = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=install.environment(),
-            cwd=self.workdir,
-            start_new_session=True,
-        )
-        log.close()
+        # Appended, not truncated: a restart keeps the log of the run that died.
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
+            # A new session: a terminal's Ctrl-C reaches us, and we stop Triton in order.
+            self.process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=install.environment(),
+                cwd=self.workdir, start_new_session=True,
+                preexec_fn=_parent_death_signal(signal.SIGTERM),  # noqa: PLW1509 (one prctl call)
+            )
+        self.started_at = time.monotonic()
         try:
-            self._wait_ready(timeout_s)
+            self._wait_ready(timeout_s, cancel)
         except BaseException:
             self.stop()
             raise
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def _wait_ready(self, timeout_s: float, cancel: threading.Event | None) -> None:
         deadline = time.monotonic() + timeout_s
         url = f"http://{self.address}:{self.http_port}/v2/health/ready"
-        assert self.process is not None
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise TritonStartError(
-                    f"tritonserver exited with code {self.process.returncode}:\n{self.log_errors()}"
-                )
-            with contextlib.suppress(urllib.error.URLError, ConnectionError, OSError), \
-                    urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
-                if resp.status == 200:
-                    return
+            status = self.exit_status()
+            if status is not None:
+                raise TritonStartError(f"tritonserver exited ({describe_exit(status)}):\n{self.log_errors()}")
+            if cancel is not None and cancel.is_set():
+                raise TritonStartCancelled("stop requested while Triton was starting")
+            if self.is_ready(url):
+                return
             time.sleep(0.25)
         raise TritonStartError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_errors()}")
 
+    def is_ready(self, url: str | None = None) -> bool:
+        """Whether Triton answers its HTTP readiness probe (every model loaded)."""
+        url = url or f"http://{self.address}:{self.http_port}/v2/health/ready"
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, OSError), \
+                urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
+            return bool(resp.status == 200)
+        return False
+
+    def exit_status(self) -> int | None:
+        """Triton's exit status (``Popen.returncode`` style) if it has exited, else None; never reaps.
+
+        Raises:
+            TritonStartError: no process was started.
+        """
+        proc = self.process
+        if proc is None:
+            raise TritonStartError("tritonserver is not running")
+        if proc.returncode is not None:
+            return proc.returncode
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is None or info.si_pid == 0:
+            return None
+        exited = info.si_code == os.CLD_EXITED
+        return info.si_status if exited else -info.si_status
+
     def log_errors(self, limit: int = 20) -> str:
-        """The error lines of Triton's log (E-prefixed lines, failed models), else its tail."""
+        """The error lines of this run's log (E-prefixed lines, failed models), else its tail."""
         if not self.log_path.exists():
             return "(no log)"
-        lines = self.log_path.read_text(errors="replace").splitlines()
+        with self.log_path.open("rb") as fh:
+            fh.seek(self._log_offset)
+            lines = fh.read().decode(errors="replace").splitlines()
         errors = [
-            ln for ln in lines if ln.startswith("E") or "UNAVAILABLE" in ln or "Error" in ln
+            ln for ln in lines if (ln.startswith("E") or "UNAVAILABLE" in ln or "Error" in ln)
+            and "CudaDriverHelper" not in ln  # every CPU-only start logs it
         ]
         return "\n".join((errors or lines)[-limit:])
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop Triton and its stub processes; no orphans are left."""
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """Stop Triton and its stubs: SIGTERM to the group, SIGKILL after ``timeout_s``, reap.
+
+        Returns:
+            Triton's exit status (None when nothing was running).
+        """
         proc = self.process
         if proc is None:
-            return
+            return None
+        if proc.returncode is None:  # not reaped: the group id is still ours
+            if self.exit_status() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                deadline = time.monotonic() + timeout_s
+                while self.exit_status() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            # The stubs live in the group and outlive Triton until it is reaped: kill them first.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         self.process = None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=timeout_s)
-        # The stubs live in the same process group; make sure nothing outlives us.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
+        return proc.returncode
 
     def __enter__(self) -> TritonServer:
         self.start()
