@@ -247,6 +247,12 @@ def test_registry_values_render_every_field_type(tmp_path: Path) -> None:
     assert (e5.kind, e5.embedding_dim) == ("embedding", 1024)
 
 
+def test_a_registry_file_replaces_the_models() -> None:
+    toml = '[[models]]\nid = "qwen"\ntriton_model = "qwen"\ncontract = "llmapi"\n'
+    rendered = render(sets=(f"gateway.registry.toml={toml}",))
+    assert rendered.get("ConfigMap", "t-chungus-registry")["data"] == {"registry.toml": toml}
+
+
 def test_triton_pod_follows_nvidia_conventions(default: Rendered) -> None:
     triton = container(default.get("StatefulSet", "t-chungus-triton"), "triton")
     assert re.fullmatch(r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-trtllm-python-py3", triton["image"])
@@ -285,7 +291,6 @@ def test_selectors_are_stable_and_match_their_pods(default: Rendered) -> None:
     (("engines.source=build",), "engines.build.config"),
     (("engines.source=s3",), "engines.s3.url is required"),
     (("gateway.registry.source=engines",), "needs engines.source s3 or oci"),
-    (("gateway.registry.toml=x",), "set models or toml, not both"),
     (("gateway.registry.models[0].id=x", "gateway.registry.models[0].triton_model=y",
       "gateway.registry.models[0].chatTemplate=t", "gateway.registry.models[0].chat_template=/t.jinja"),
      "set chatTemplate or chat_template, not both"),

@@ -11,8 +11,8 @@ modelStore / engines: the build output (registry.toml next to models/), mounted 
 {{- end }}
 
 {{/*
-The ConfigMap's files: registry.toml rendered from gateway.registry.models (each chatTemplate
-stored next to it as chat_template_<i>.jinja), or gateway.registry.toml as given.
+The ConfigMap's files: gateway.registry.toml as given when set, else registry.toml rendered from
+gateway.registry.models (each chatTemplate stored next to it as chat_template_<i>.jinja).
 */}}
 {{- define "chungus.tomlValue" -}}
 {{- toJson . | replace "\\u003c" "<" | replace "\\u003e" ">" | replace "\\u0026" "&" }}
@@ -22,9 +22,6 @@ stored next to it as chat_template_<i>.jinja), or gateway.registry.toml as given
 {{- $r := .Values.gateway.registry }}
 {{- $files := dict }}
 {{- if $r.toml }}
-{{- if $r.models }}
-{{- fail "gateway.registry: set models or toml, not both" }}
-{{- end }}
 {{- $_ := set $files "registry.toml" $r.toml }}
 {{- else }}
 {{- $lines := list "# Rendered by the chungus Helm chart from gateway.registry.models." }}
