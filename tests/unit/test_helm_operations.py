@@ -359,6 +359,12 @@ def test_multinode_renders_a_leader_worker_set(multinode: Rendered) -> None:
         assert triton["resources"]["limits"]["nvidia.com/gpu"] == 8 and "command" not in triton
         assert spec["runtimeClassName"] == "nvidia"
     assert "ports" not in container(worker["spec"], "triton")
+    # One budget over leaders and workers: a drain takes one pod of one group at a time.
+    selector = multinode.get("PodDisruptionBudget", "t-chungus-triton")["spec"]["selector"]
+    assert selector["matchExpressions"] == [{"key": "app.kubernetes.io/component", "operator": "In",
+                                             "values": ["triton", "triton-worker"]}]
+    for pod in (leader, worker):
+        assert selector["matchLabels"].items() <= pod["metadata"]["labels"].items()
 
 
 def test_multinode_leader_runs_every_rank_over_the_group(multinode: Rendered) -> None:
