@@ -31,6 +31,7 @@ class TritonSupervisor:
         stop_timeout_s: SIGTERM to SIGKILL, when stopping.
         max_backoff_s: the longest wait between two restarts.
         stable_s: a run at least this long resets the backoff.
+        first_backoff_s: the wait before the first restart.
         stopping: set to stop (a signal handler may set it; a start in progress is cancelled).
     """
 
@@ -39,9 +40,11 @@ class TritonSupervisor:
     stop_timeout_s: float = 15.0
     max_backoff_s: float = 30.0
     stable_s: float = 60.0
+    first_backoff_s: float = 1.0
+    stopping: threading.Event = field(default_factory=threading.Event)
     restarts: int = field(default=0, init=False)
     exits: list[str] = field(default_factory=list, init=False)
-    stopping: threading.Event = field(default_factory=threading.Event)
+    waits: list[float] = field(default_factory=list, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
 
     def start(self) -> None:
@@ -67,7 +70,7 @@ class TritonSupervisor:
             log.error("triton supervisor did not stop in time")
 
     def _run(self) -> None:
-        backoff = 1.0
+        backoff = self.first_backoff_s
         try:
             while not self.stopping.is_set():
                 status = self.server.exit_status()
@@ -76,7 +79,7 @@ class TritonSupervisor:
                     continue
                 uptime = time.monotonic() - self.server.started_at
                 if uptime >= self.stable_s:
-                    backoff = 1.0
+                    backoff = self.first_backoff_s
                 self._record_exit(status, uptime)
                 self.server.stop(0)  # group killed while Triton is unreaped, then reaped
                 backoff = self._restart(backoff)
@@ -94,6 +97,7 @@ class TritonSupervisor:
         """Start Triton again until it is up or a stop is asked for; returns the next backoff."""
         while not self.stopping.is_set():
             log.warning("restarting tritonserver in %.0fs", backoff)
+            self.waits.append(backoff)
             if self.stopping.wait(backoff):
                 break
             begun = time.monotonic()
