@@ -23,6 +23,7 @@ from gateway.health.route import live, models, ready
 from gateway.http.handlers import HANDLERS
 from gateway.http.middleware import RequestContextMiddleware, make_before_send
 from gateway.models.route import get_model, list_models
+from gateway.openapi import openapi_route
 from gateway.registry import Registry
 from gateway.services import Services, build_services
 from gateway.settings import Settings
@@ -49,6 +50,7 @@ def build_app(services: Services) -> Litestar:
     if services.admin is not None:
         routes.extend(ADMIN_ROUTES)
         dependencies["admin_service"] = _value(services.admin)
+    routes.append(openapi_route(routes))
 
     async def started() -> None:
         services.lifecycle.state = "serving"
