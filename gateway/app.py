@@ -20,6 +20,7 @@ from gateway.chat.route import chat_completions
 from gateway.chat.service import ImageResolver
 from gateway.embeddings.route import embeddings
 from gateway.health.route import live, models, ready
+from gateway.http.body import BodyReader
 from gateway.http.handlers import HANDLERS
 from gateway.http.middleware import RequestContextMiddleware, make_before_send
 from gateway.models.route import get_model, list_models
@@ -46,6 +47,7 @@ def build_app(services: Services) -> Litestar:
         "embedder": _value(services.embeddings),
         "catalog": _value(services.catalog),
         "lifecycle": _value(services.lifecycle),
+        "reader": _value(BodyReader(settings.body_timeout_s)),
     }
     if services.admin is not None:
         routes.extend(ADMIN_ROUTES)

@@ -8,6 +8,7 @@
     ├── NotFoundError                 404
     │   └── ModelNotFoundError        404 model_not_found
     ├── MethodNotAllowedError         405
+    ├── RequestTimeoutError           408 (the body came too slowly)
     ├── UnsupportedMediaTypeError     415
     ├── RateLimitError                429 rate_limit_exceeded
     ├── ClientClosedRequestError      499 (nobody reads it: the client left)
@@ -99,6 +100,12 @@ class MethodNotAllowedError(GatewayError):
     status = 405
     type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class RequestTimeoutError(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
 
 
 class UnsupportedMediaTypeError(GatewayError):

@@ -160,7 +160,7 @@ def _print_plan(build: BuildFile, steps: list[Step], out: Path) -> None:
         print(f"registry: {m.id} ({kind}) -> {out / 'registry.toml'}, {out / 'models' / m.id}/")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("trtllm", help="TensorRT-LLM engines / LLM API models (GPU container)")
     p.add_argument("--config", type=Path, required=True, help="TOML build file (see docs/gpu.md)")
     p.add_argument("--out", type=Path, default=Path("var"), help="build output folder")

@@ -79,7 +79,7 @@ def _models_set(active: bool) -> Any:
     return run
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = sub.add_parser("keys", help="API keys in the database (CHUNGUS_DATABASE_URL)")
     ks = keys.add_subparsers(dest="keys_command", required=True)
     create = ks.add_parser("create", help="create a key; prints it once")

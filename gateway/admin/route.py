@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, patch, post
+from litestar.di import NamedDependency
 
 from gateway.admin.service import AdminService
 from gateway.auth.keys import digest, display_prefix, generate_key
@@ -17,6 +18,8 @@ from gateway.http.body import decode_body
 from gateway.http.responses import json_response
 
 AdminRequest = Request[Any, Any, Any]
+AdminKey = NamedDependency[Principal]  # resolved before the body is read; admins only
+Service = NamedDependency[AdminService]
 
 
 # Bounds the database columns can hold (32-bit integers), checked when the body is decoded.
@@ -51,29 +54,30 @@ async def _key_or_404(svc: AdminService, key_id: str) -> KeyRecord:
 
 
 @post("/admin/keys", status_code=201)
-async def create_key(request: AdminRequest, admin: Principal, admin_service: AdminService) -> Response[bytes]:
+async def create_key(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
     fields = decode_body(await request.body() or b"{}", KeyFields).values()
     if fields.get("allowed_models") is not None:
-        fields["allowed_models"] = tuple(fields["allowed_models"])  # type: ignore[arg-type]
+        fields["allowed_models"] = tuple(fields["allowed_models"])  # type: ignore[arg-type]  # a list, per KeyFields
     key = generate_key()
-    record = KeyRecord(id=new_key_id(), digest=digest(key), prefix=display_prefix(key), **fields)  # type: ignore[arg-type]
+    record = KeyRecord(id=new_key_id(), digest=digest(key), prefix=display_prefix(key),
+                       **fields)  # type: ignore[arg-type]  # KeyFields' names and types are KeyRecord's
     await admin_service.keystore.create_key(record)
     return json_response({"key": key, **record.public()}, 201)
 
 
 @get("/admin/keys")
-async def list_keys(request: AdminRequest, admin: Principal, admin_service: AdminService) -> Response[bytes]:
+async def list_keys(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
     return json_response({"object": "list", "data": [k.public() for k in await admin_service.keystore.list_keys()]})
 
 
 @get("/admin/keys/{key_id:str}")
-async def get_key(request: AdminRequest, admin: Principal, admin_service: AdminService) -> Response[bytes]:
+async def get_key(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
     key_id = str(request.path_params["key_id"])
     return json_response((await _key_or_404(admin_service, key_id)).public())
 
 
 @patch("/admin/keys/{key_id:str}")
-async def update_key(request: AdminRequest, admin: Principal, admin_service: AdminService) -> Response[bytes]:
+async def update_key(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
     key_id = str(request.path_params["key_id"])
     await _key_or_404(admin_service, key_id)
     fields = decode_body(await request.body() or b"{}", KeyFields).values()
@@ -84,7 +88,7 @@ async def update_key(request: AdminRequest, admin: Principal, admin_service: Adm
 
 
 @post("/admin/keys/{key_id:str}/revoke", status_code=200)
-async def revoke_key(request: AdminRequest, admin: Principal, admin_service: AdminService) -> Response[bytes]:
+async def revoke_key(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
     key_id = str(request.path_params["key_id"])
     await _key_or_404(admin_service, key_id)
     await admin_service.keystore.update_key(key_id, revoked=True)
@@ -93,7 +97,7 @@ async def revoke_key(request: AdminRequest, admin: Principal, admin_service: Adm
 
 
 @get("/admin/models")
-async def admin_models(request: AdminRequest, admin: Principal, admin_service: AdminService) -> Response[bytes]:
+async def admin_models(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
     overrides = await admin_service.activation.active_overrides()
     ready = await admin_service.catalog.backend.ready_models()
     data = [{"id": m.id, "kind": m.kind, "vision": m.vision, "triton_model": m.triton_model,
@@ -102,7 +106,7 @@ async def admin_models(request: AdminRequest, admin: Principal, admin_service: A
     return json_response({"object": "list", "data": data})
 
 
-async def _set_active(admin_service: AdminService, model_id: str, active: bool) -> Response[bytes]:
+async def _set_active(admin_service: NamedDependency[AdminService], model_id: str, active: bool) -> Response[bytes]:
     if admin_service.catalog.registry.get(model_id) is None:
         raise NotFoundError(f"Model '{model_id}' is not in the registry", param="model",
                             code="model_not_found")
@@ -111,17 +115,17 @@ async def _set_active(admin_service: AdminService, model_id: str, active: bool) 
 
 
 @post("/admin/models/{model_id:str}/activate", status_code=200)
-async def activate_model(request: AdminRequest, admin: Principal, admin_service: AdminService) -> Response[bytes]:
+async def activate_model(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
     return await _set_active(admin_service, str(request.path_params["model_id"]), True)
 
 
 @post("/admin/models/{model_id:str}/deactivate", status_code=200)
-async def deactivate_model(request: AdminRequest, admin: Principal, admin_service: AdminService) -> Response[bytes]:
+async def deactivate_model(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
     return await _set_active(admin_service, str(request.path_params["model_id"]), False)
 
 
 @get("/admin/usage")
-async def usage(request: AdminRequest, admin: Principal, admin_service: AdminService) -> Response[bytes]:
+async def usage(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
     await admin_service.guard.flush()
     rows = await admin_service.keystore.usage(request.query_params.get("key_id"))
     return json_response({"object": "list", "data": rows})

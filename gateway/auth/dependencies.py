@@ -20,12 +20,18 @@ def auth_dependencies(guard: Guard) -> dict[str, Provide]:
     """The ``principal`` and ``admin`` dependencies over ``guard``."""
 
     async def principal(request: Request[Any, Any, Any]) -> Principal:
-        return await guard.authenticate(request.headers.get("authorization"))
+        return await guard.authenticate(request.headers.get("authorization"), _client(request))
 
     async def admin(request: Request[Any, Any, Any]) -> Principal:
-        who = await guard.authenticate(request.headers.get("authorization"))
+        who = await guard.authenticate(request.headers.get("authorization"), _client(request))
         if not who.admin:
             raise PermissionDeniedError("This endpoint needs an admin key", code="admin_required")
         return who
 
     return {"principal": Provide(principal), "admin": Provide(admin)}
+
+
+def _client(request: Request[Any, Any, Any]) -> str | None:
+    # The peer address: behind a proxy that is the proxy, which then shares one failure budget
+    # (a forwarded header is not trusted, since any client can send one).
+    return request.client.host if request.client else None

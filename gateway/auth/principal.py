@@ -34,8 +34,9 @@ class Admission(Protocol):
 class Guard(Protocol):
     """Authentication, model permission and rate limits."""
 
-    async def authenticate(self, authorization: str | None) -> Principal:
-        """Raises ``AuthenticationError`` for a missing, malformed, unknown, expired or revoked key."""
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
+        """Raises ``AuthenticationError`` for a missing, malformed, unknown, expired or revoked key,
+        ``RateLimitError`` when ``client`` (an address) failed too often."""
         ...
 
     async def admit(
@@ -56,7 +57,7 @@ class OpenAdmission:
 class OpenGuard:
     """No keys, no limits: for local development with ``auth_enabled=False``."""
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
         return Principal(admin=True)
 
     async def admit(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 from litestar.response import Stream
 
 from gateway.auth.principal import Principal
 from gateway.chat.protocol import ChatCompletionRequest
 from gateway.chat.service import ChatService
-from gateway.http.body import decode_body
+from gateway.http.body import BodyReader
 from gateway.http.disconnect import unless_disconnected
 from gateway.http.paths import both
 from gateway.http.responses import json_response
@@ -18,9 +19,10 @@ from gateway.http.sse import SSE_HEADERS
 
 
 @post(both("/chat/completions"), status_code=200)
-async def chat_completions(request: Request[Any, Any, Any], principal: Principal,
-                           chat: ChatService) -> Response[bytes] | Stream:
-    req = decode_body(await request.body(), ChatCompletionRequest)
+async def chat_completions(request: Request[Any, Any, Any], principal: NamedDependency[Principal],
+                           reader: NamedDependency[BodyReader],
+                           chat: NamedDependency[ChatService]) -> Response[bytes] | Stream:
+    req = await reader.read(request, ChatCompletionRequest)
     prep = await chat.prepare(principal, req, request.scope["state"]["request_id"])
     headers = prep.admission.headers
     if req.stream:

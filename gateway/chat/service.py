@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -113,7 +113,9 @@ class ChatService:
     def _prompt(self, entry: ModelEntry, messages: list[dict[str, Any]]) -> tuple[str, int | None]:
         """The rendered prompt and its token count (the one time it is tokenized)."""
         prompt = self._render(entry, messages)
-        return prompt, self.tokens.count(entry, prompt)
+        # The LLM API model tokenizes with the tokenizer's special tokens (its BOS); the others
+        # get them from the chat template, which is in the prompt already.
+        return prompt, self.tokens.count(entry, prompt, special=entry.contract == "llmapi")
 
     async def _images(self, refs: list[tuple[str, str]], entry: ModelEntry) -> npt.NDArray[Any] | None:
         if not refs:
@@ -152,19 +154,19 @@ class ChatService:
         Returns:
             An async iterator of SSE-encoded bytes, ending with ``data: [DONE]``.
         """
-        deltas = aiter(self.backend.generate(prep.generation))
+        deltas = self.backend.generate(prep.generation)
         try:
             first = await anext(deltas)
         except StopAsyncIteration:
             first = Delta(finish_reason="stop")
         except BaseException:
-            await deltas.aclose()  # type: ignore[attr-defined]
+            await deltas.aclose()
             await prep.admission.finish(0, 0)
             raise
         return self._events(prep, first, deltas)
 
     async def _events(self, prep: Prepared, first: Delta,
-                      deltas: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
+                      deltas: AsyncGenerator[Delta, None]) -> AsyncIterator[bytes]:
         last = first
         role_sent = False
         try:
@@ -195,7 +197,7 @@ class ChatService:
             yield error_event(None)
             yield DONE
         finally:
-            await deltas.aclose()  # type: ignore[attr-defined]
+            await deltas.aclose()
             usage = _usage(last, prep)
             await prep.admission.finish(usage.prompt_tokens, usage.completion_tokens)
 

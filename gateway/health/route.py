@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from gateway.catalog import ModelCatalog
 from gateway.health.state import Lifecycle
@@ -23,14 +24,14 @@ async def live() -> Response[bytes]:
 
 
 @get("/health/ready")
-async def ready(lifecycle: Lifecycle) -> Response[bytes]:
+async def ready(lifecycle: NamedDependency[Lifecycle]) -> Response[bytes]:
     if lifecycle.serving:
         return Response(b'{"status":"ready"}', media_type="application/json")
     return json_response({"status": lifecycle.state}, 503)
 
 
 @get("/health/models")
-async def models(catalog: ModelCatalog) -> Response[bytes]:
+async def models(catalog: NamedDependency[ModelCatalog]) -> Response[bytes]:
     states = await catalog.readiness()
     status = 200 if states and all(states.values()) else 503
     return json_response({"status": "ready" if status == 200 else "not ready", "models": states},

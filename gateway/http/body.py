@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from typing import Any, TypeVar
 
 import msgspec
+from litestar import Request
 
-from gateway.errors import InvalidRequestError
+from gateway.errors import InvalidRequestError, RequestTimeoutError, UnsupportedMediaTypeError
 
 T = TypeVar("T")
 
@@ -47,3 +49,35 @@ def decode_body(body: bytes, kind: type[T]) -> T:
     except RecursionError as exc:  # msgspec's own depth limit on free-form fields
         raise InvalidRequestError("Request body is nested too deeply",
                                   code="invalid_json") from exc
+
+
+class BodyReader:
+    """Reads a request's JSON body after authentication: right media type, bounded in time.
+
+    The size is bounded by the app (``request_max_body_size``); the time here, so a client that
+    sends a body slowly (or never finishes a chunked one) holds no connection for long.
+    """
+
+    def __init__(self, timeout_s: float = 30.0) -> None:
+        self.timeout_s = timeout_s
+
+    async def read(self, request: Request[Any, Any, Any], kind: type[T]) -> T:
+        """The body decoded into ``kind``.
+
+        Raises:
+            UnsupportedMediaTypeError: a Content-Type that is not JSON.
+            RequestTimeoutError: the body did not arrive within ``timeout_s``.
+            InvalidRequestError: as ``decode_body``.
+        """
+        media = request.headers.get("content-type", "application/json").split(";", 1)[0]
+        media = media.strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise UnsupportedMediaTypeError(f"Content-Type must be application/json, not "
+                                            f"'{media[:100]}'")
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                body = await request.body()
+        except TimeoutError as exc:
+            raise RequestTimeoutError(
+                f"The request body did not arrive within {self.timeout_s:.0f}s") from exc
+        return decode_body(body, kind)

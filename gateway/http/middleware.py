@@ -20,6 +20,15 @@ access_log = logging.getLogger("chungus.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, so a path can never forge a log line
+    (``/v1/x%0a...`` arrives percent-decoded)."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
@@ -64,7 +73,7 @@ def make_before_send(enabled: bool) -> Any:
         headers.append((b"x-request-id", state["request_id"].encode()))
         message["headers"] = headers
         if enabled:
-            access_log.info("%s %s %d %.1fms id=%s", scope.get("method", "-"), scope["path"],
+            access_log.info("%s %s %d %.1fms id=%s", scope.get("method", "-"), printable(scope["path"]),
                             message["status"], (time.perf_counter() - state["started"]) * 1000,
                             state["request_id"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 
 from gateway.auth.principal import Principal
 from gateway.catalog import ModelCatalog
@@ -20,19 +21,19 @@ def _model(entry: ModelEntry) -> Model:
                  root=entry.id, parent=None)
 
 
-def _allowed(principal: Principal, entry: ModelEntry) -> bool:
+def _allowed(principal: NamedDependency[Principal], entry: ModelEntry) -> bool:
     return principal.allowed_models is None or entry.id in principal.allowed_models
 
 
 @get(both("/models"))
-async def list_models(principal: Principal, catalog: ModelCatalog) -> Response[bytes]:
+async def list_models(principal: NamedDependency[Principal], catalog: NamedDependency[ModelCatalog]) -> Response[bytes]:
     listed = [_model(m) for m in await catalog.listed() if _allowed(principal, m)]
     return json_response(ModelList(data=listed))
 
 
 @get(both("/models/{model_id:path}"))
-async def get_model(request: Request[Any, Any, Any], principal: Principal,
-                    catalog: ModelCatalog) -> Response[bytes]:
+async def get_model(request: Request[Any, Any, Any], principal: NamedDependency[Principal],
+                    catalog: NamedDependency[ModelCatalog]) -> Response[bytes]:
     # Model ids may contain "/" (org/name), hence the path parameter.
     model_id = str(request.path_params["model_id"]).lstrip("/")
     entry = await catalog.resolve_ready(model_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from gateway.backends.base import Delta, EmbeddingResult, GenerationRequest
@@ -65,7 +65,7 @@ class TritonBackend:
             sig = self.signatures[triton_model] = ModelSignature.from_config(cfg["config"])
         return sig
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         entry = request.model
         ep = await self.endpoints.pick(entry.triton_model)
         sig = await self.signature(ep, entry.triton_model)

@@ -9,7 +9,8 @@ knows what a ``grpc.RpcError`` or an ``InferenceServerException`` is.
     gRPC NOT_FOUND                     -> 503 model_not_ready
     the model's own error:
         "invalid request: ..."         -> 400 (the caller's fault; message kept)
-        "... context window ..."       -> 400 context_length_exceeded
+        "... context window ...", TensorRT-LLM's "exceeds maximum input length",
+        "should not exceed max_seq_len" -> 400 context_length_exceeded
         "not healthy" / "unavailable"  -> 503
         anything else                  -> 502 (message not shown: it may hold internals)
     any other gRPC status              -> 502
@@ -33,6 +34,10 @@ from gateway.errors import (
 
 # Our reference models prefix the errors that are the caller's fault; these become 400s.
 _CLIENT_MARKERS = ("invalid request:", "context window")
+# TensorRT-LLM's words for a prompt that is too long (the executor; the LLM API), should one
+# pass the gateway's own check (a tokenizer that differs from the engine's).
+_TOO_LONG_MARKERS = ("context window", "exceeds maximum input length",
+                     "should not exceed max_seq_len")
 # Statuses with which Triton reports what the model itself said (not the transport).
 _MODEL_STATUSES = (None, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
                    grpc.StatusCode.INVALID_ARGUMENT)
@@ -66,9 +71,11 @@ def map_exception(exc: BaseException) -> GatewayError:
 
 def _model_error(message: str) -> GatewayError:
     lowered = message.lower()
+    if any(marker in lowered for marker in _TOO_LONG_MARKERS):
+        return InvalidRequestError(message.split("invalid request:", 1)[-1].strip(),
+                                   param="messages", code="context_length_exceeded")
     if any(marker in lowered for marker in _CLIENT_MARKERS):
-        code = "context_length_exceeded" if "context window" in lowered else None
-        return InvalidRequestError(message.split("invalid request:", 1)[-1].strip(), code=code)
+        return InvalidRequestError(message.split("invalid request:", 1)[-1].strip())
     if "not healthy" in lowered or "unavailable" in lowered:
         return ServiceUnavailableError("the model is temporarily unavailable")
     return BadGatewayError("the model failed to generate a response")

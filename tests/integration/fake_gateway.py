@@ -4,7 +4,7 @@ backend, with an instant model ``chat-a`` and a slow streaming model ``slow`` (5
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from litestar import Litestar
@@ -19,7 +19,7 @@ from gateway.settings import Settings
 class TwoSpeedBackend(FakeBackend):
     """The fake backend, except that model ``slow`` answers 400 tokens, one per 50 ms."""
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         if request.model.id != "slow":
             async for delta in super().generate(request):
                 yield delta

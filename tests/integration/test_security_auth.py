@@ -178,3 +178,59 @@ def test_model_activation(client: TestClient) -> None:
     assert client.post("/v1/chat/completions", json=CHAT, headers=auth(ADMIN)).status_code == 200
     assert client.post("/admin/models/nope/activate", headers=auth(ADMIN)).status_code == 404
     assert client.post("/admin/models/chat-a/activate").status_code == 401
+
+
+def test_a_client_that_keeps_failing_gets_429_but_known_keys_still_work(
+        chat_registry: Registry, sqlite_url: str) -> None:
+    from gateway.auth.guard import FAILURE_BURST
+
+    with security_client(chat_registry, sqlite_url) as c:
+        good = auth(new_key(c)["key"])
+        assert c.post("/v1/chat/completions", json=CHAT, headers=good).status_code == 200
+        statuses = [c.post("/v1/chat/completions", json=CHAT,
+                           headers=auth(f"sk-chungus-unknown-{i:020d}")).status_code
+                    for i in range(FAILURE_BURST + 5)]
+        assert statuses[:FAILURE_BURST] == [401] * FAILURE_BURST
+        assert statuses[FAILURE_BURST:] == [429] * 5
+        refused = c.post("/v1/chat/completions", json=CHAT, headers=auth("sk-chungus-unknown-x" * 2))
+        assert refused.json()["error"]["code"] == "too_many_auth_failures"
+        assert int(refused.headers["retry-after"]) >= 1
+        # A key this replica knows costs no lookup, so it is never refused for others' failures.
+        assert c.post("/v1/chat/completions", json=CHAT, headers=good).status_code == 200
+
+
+async def test_unknown_keys_are_cached_apart_and_never_flush_known_ones(sqlite_url: str) -> None:
+    from gateway.auth import guard as guard_module
+    from gateway.auth.guard import KeyGuard
+    from gateway.auth.keys import digest, display_prefix, generate_key
+    from gateway.auth.store import KeyRecord, KeyStore, new_key_id
+    from gateway.limits import MemoryLimiter
+
+    store = KeyStore(sqlite_url)
+    await store.migrate()
+    key = generate_key()
+    await store.create_key(KeyRecord(id=new_key_id(), digest=digest(key),
+                                     prefix=display_prefix(key)))
+    guard = KeyGuard(store, MemoryLimiter(), admin_key=None, cache_ttl_s=60)
+    await guard.authenticate(f"Bearer {key}")
+    lookups = 0
+    real = store.by_digest
+
+    async def counted(d: str) -> KeyRecord | None:
+        nonlocal lookups
+        lookups += 1
+        return await real(d)
+
+    store.by_digest = counted  # type: ignore[method-assign]  # count database queries
+    fakes = [f"Bearer sk-chungus-fake{i:024d}" for i in range(guard_module._MISS_MAX + 50)]
+    for header in fakes:
+        with pytest.raises(Exception, match="Incorrect API key"):
+            await guard.authenticate(header)
+    assert lookups == len(fakes)
+    assert len(guard._misses) == guard_module._MISS_MAX
+    with pytest.raises(Exception, match="Incorrect API key"):  # a repeated fake: cached miss
+        await guard.authenticate(fakes[-1])
+    assert lookups == len(fakes)
+    await guard.authenticate(f"Bearer {key}")  # the real key is still cached: no query
+    assert lookups == len(fakes)
+    await store.close()

@@ -50,8 +50,11 @@ def test_model_refusals_are_the_callers_fault_with_the_message_kept() -> None:
     err = map_exception(_ise("invalid request: stop_words must be strings", "StatusCode.INTERNAL"))
     assert isinstance(err, InvalidRequestError)
     assert (err.status, err.message, err.code) == (400, "stop_words must be strings", None)
-    ctx = map_exception(_ise("prompt exceeds the context window (2048)"))
-    assert (ctx.status, ctx.code) == (400, "context_length_exceeded")
+    for words in ("prompt exceeds the context window (2048)",
+                  "Prompt length (5000) exceeds maximum input length (4096).",
+                  "The sum of prompt length (9) and max_tokens should not exceed max_seq_len (8)"):
+        ctx = map_exception(_ise(words))
+        assert (ctx.status, ctx.code, ctx.param) == (400, "context_length_exceeded", "messages")
 
 
 def test_model_internals_never_reach_the_client() -> None:

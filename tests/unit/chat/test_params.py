@@ -1,0 +1,98 @@
+"""Sampling parameters: OpenAI's ranges, our bounds (named in the error), greedy mapping, and the
+context check that runs before any model work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from gateway.chat.params import (
+    GREEDY_BELOW,
+    MAX_REPETITION_PENALTY,
+    MAX_STOP_CHARS,
+    MAX_STOP_SEQUENCES,
+    MAX_TOP_K,
+    check_params,
+    fit_context,
+)
+from gateway.chat.protocol import ChatCompletionRequest
+from gateway.errors import InvalidRequestError
+from gateway.registry import ModelEntry
+
+ENTRY = ModelEntry(id="m", triton_model="m", default_max_tokens=50, max_tokens_limit=200,
+                   context_length=100)
+
+
+def _req(**fields: Any) -> ChatCompletionRequest:
+    return msgspec.convert({"model": "m", "messages": [{"role": "user", "content": "x"}], **fields},
+                           ChatCompletionRequest)
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"temperature": 2.0001}, "temperature"), ({"temperature": -0.1}, "temperature"),
+    ({"top_p": 1.5}, "top_p"), ({"presence_penalty": 2.5}, "presence_penalty"),
+    ({"frequency_penalty": -2.01}, "frequency_penalty"),
+    ({"repetition_penalty": 0}, "repetition_penalty"),
+    ({"repetition_penalty": MAX_REPETITION_PENALTY + 0.5}, "repetition_penalty"),
+    ({"repetition_penalty": 1e39}, "repetition_penalty"),
+    ({"top_k": -2}, "top_k"), ({"top_k": MAX_TOP_K + 1}, "top_k"), ({"top_k": 2**31}, "top_k"),
+    ({"top_k": 2**63}, "top_k"), ({"seed": 2**63}, "seed"), ({"seed": -(2**63) - 1}, "seed"),
+    ({"max_tokens": 0}, "max_tokens"), ({"max_tokens": 201}, "max_tokens"),
+    ({"max_completion_tokens": 2**63}, "max_completion_tokens"),
+    ({"min_tokens": 60}, "min_tokens"), ({"min_tokens": -1}, "min_tokens"),
+    ({"stop": ["s"] * (MAX_STOP_SEQUENCES + 1)}, "stop"),
+    ({"stop": "x" * (MAX_STOP_CHARS + 1)}, "stop"), ({"n": 2}, "n"),
+])
+def test_out_of_range_values_are_refused_naming_the_parameter(fields: dict[str, Any],
+                                                              param: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        check_params(_req(**fields), ENTRY)
+    assert (info.value.status, info.value.param, info.value.code) == (400, param, "invalid_value")
+
+
+def test_edges_are_accepted_and_values_pass_through() -> None:
+    got = check_params(_req(temperature=2.0, top_p=1.0, top_k=MAX_TOP_K, seed=2**63 - 1,
+                            repetition_penalty=MAX_REPETITION_PENALTY, max_tokens=200,
+                            stop=["a", "", "b" * MAX_STOP_CHARS]), ENTRY)
+    assert (got.temperature, got.top_p, got.top_k, got.max_tokens) == (2.0, 1.0, MAX_TOP_K, 200)
+    assert got.stop == ("a", "b" * MAX_STOP_CHARS) and got.max_tokens_given
+
+
+def test_tiny_temperatures_are_greedy_and_top_p_0_means_top_k_1() -> None:
+    assert check_params(_req(temperature=1e-40), ENTRY).temperature == 0.0
+    assert check_params(_req(temperature=GREEDY_BELOW / 2), ENTRY).temperature == 0.0
+    assert check_params(_req(temperature=GREEDY_BELOW), ENTRY).temperature == GREEDY_BELOW
+    zero = check_params(_req(top_p=0), ENTRY)
+    assert (zero.top_k, zero.top_p) == (1, None)
+    assert check_params(_req(top_k=0), ENTRY).top_k is None
+
+
+def test_default_max_tokens_is_the_models_and_not_given() -> None:
+    got = check_params(_req(), ENTRY)
+    assert (got.max_tokens, got.max_tokens_given) == (50, False)
+
+
+def test_fit_context_shrinks_a_default_and_refuses_a_chosen_limit_with_openais_words() -> None:
+    assert fit_context(ENTRY, 80, 50, given=False) == 20
+    assert fit_context(ENTRY, 30, 50, given=False) == 50
+    assert fit_context(ENTRY, 50, 50, given=True) == 50
+    assert fit_context(ENTRY, None, 500, given=True) == 500  # no tokenizer: the model decides
+    with pytest.raises(InvalidRequestError) as info:
+        fit_context(ENTRY, 60, 41, given=True)
+    err = info.value
+    assert (err.status, err.code, err.param) == (400, "context_length_exceeded", "messages")
+    assert err.message == ("This model's maximum context length is 100 tokens. However, you "
+                           "requested 101 tokens (60 in the messages, 41 in the completion). "
+                           "Please reduce the length of the messages or completion.")
+    with pytest.raises(InvalidRequestError):
+        fit_context(ENTRY, 100, 50, given=False)  # nothing left for a default
+
+
+def test_fit_context_checks_the_engines_input_limit() -> None:
+    engine = ModelEntry(id="e", triton_model="e", context_length=4096, max_input_tokens=1024)
+    assert fit_context(engine, 1024, 16, given=True) == 16
+    with pytest.raises(InvalidRequestError) as info:
+        fit_context(engine, 1025, 16, given=True)
+    assert info.value.message.startswith("This model's maximum prompt length is 1024 tokens.")
