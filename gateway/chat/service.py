@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -136,13 +136,14 @@ class ChatService:
         """Run to the end and build the non-streaming response."""
         parts: list[str] = []
         last = Delta()
+        deltas = self.backend.generate(prep.generation)
         try:
-            async for delta in self.backend.generate(prep.generation):
+            async for delta in deltas:
                 parts.append(delta.text)
                 last = delta
         finally:
-            usage = _usage(last, prep)
-            await prep.admission.finish(usage.prompt_tokens, usage.completion_tokens)
+            await _unless_cancelled(_close(deltas, prep, last))
+        usage = _usage(last, prep)
         message = ChatCompletionMessage(role="assistant", content="".join(parts))
         return ChatCompletion(id=prep.completion_id, created=prep.created, model=prep.entry.id,
                               choices=[Choice(0, message, last.finish_reason or "stop")],
@@ -197,9 +198,7 @@ class ChatService:
             yield error_event(None)
             yield DONE
         finally:
-            await deltas.aclose()
-            usage = _usage(last, prep)
-            await prep.admission.finish(usage.prompt_tokens, usage.completion_tokens)
+            await _unless_cancelled(_close(deltas, prep, last))
 
     def _chunk(self, prep: Prepared, delta: ChoiceDelta, finish: str | None = None,
                usage: Usage | None = None) -> bytes:
@@ -208,6 +207,37 @@ class ChatService:
                                     choices=[ChunkChoice(0, delta, finish)],
                                     usage=usage if usage is not None else msgspec.UNSET)
         return encode_event(chunk)
+
+
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+async def _close(deltas: AsyncGenerator[Delta, None] | None, prep: Prepared, last: Delta) -> None:
+    """Stop the backend call, then bill what was generated and give the limits back."""
+    try:
+        if deltas is not None:
+            await deltas.aclose()
+    finally:
+        usage = _usage(last, prep)
+        await prep.admission.finish(usage.prompt_tokens, usage.completion_tokens)
+
+
+async def _unless_cancelled(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run ``cleanup`` to the end even when this task is being cancelled (a client left).
+
+    Litestar cancels a stream's task group when the client disconnects, and its cancellation
+    repeats at every await inside the scope, so a cleanup awaited there would be cut at its
+    first real wait (a Redis call) and leak the request's concurrency slot. A cancelled task
+    hands the cleanup to a task of its own instead.
+    """
+    task = asyncio.current_task()
+    if task is None or not task.cancelling():
+        await cleanup
+        return
+    runner = asyncio.ensure_future(cleanup)
+    _cleanups.add(runner)
+    runner.add_done_callback(_cleanups.discard)
+    await asyncio.shield(runner)
 
 
 def _usage(last: Delta, prep: Prepared) -> Usage:
