@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT := var
 
-.PHONY: install build run test lint bench clean
+.PHONY: install build run test lint bench clean soak
 
 install:
 	@./scripts/install.sh
@@ -24,6 +24,11 @@ test: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+# Ten minutes at 64 concurrent streams through `chungus serve` (its own loopback stack); numbers
+# in docs/reliability.md. tests/e2e/test_soak.py runs one minute of it.
+soak: install
+	$(PY) -m bench.soak --minutes 10 --concurrency 64 --out $(OUT)/bench/soak.json
 
 lint: install
 	$(VENV)/bin/ruff check gateway build_engines tests bench

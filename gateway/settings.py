@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     triton_restart_max_backoff_s: float = 30.0  # a Triton that keeps dying: longest wait between starts
     # Shutdown (SIGTERM, SIGINT, SIGHUP): new requests get 503, running ones may finish this long
     drain_timeout_s: float = 600.0  # the longest stream (triton_timeout_s); then they are cut
+    # Idle keep-alive connections live this long: longer than clients' pools keep them (httpx and
+    # the OpenAI SDKs: 5 s), or a request sent as the server closes one is reset
+    keep_alive_timeout_s: float = 75.0
     max_body_bytes: int = 20 * 1024 * 1024
     body_timeout_s: float = 30.0  # a request body must arrive within this (slow clients: 408)
     max_connections: int = 2048  # open connections per process; more get 503 at once

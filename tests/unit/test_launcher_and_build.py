@@ -241,3 +241,14 @@ def test_settings_from_env() -> None:
                            "CHUNGUS_AUTH_ENABLED": "false", "REDIS_URL": "redis://x"})
     assert (s.port, s.triton_urls, s.auth_enabled, s.redis_url) == (9000, ("a:1", "b:2"), False,
                                                                      "redis://x")
+
+
+def test_uvicorn_keeps_idle_connections_longer_than_clients_and_drains_for_the_deadline() -> None:
+    from gateway.cli import uvicorn_config
+
+    config = uvicorn_config(object(), Settings.from_env({"CHUNGUS_DRAIN_TIMEOUT_S": "42"}))
+    # Clients' pools (httpx, OpenAI SDKs) drop idle connections after 5 s: the server must wait
+    # longer, or a request sent just as the server closes the connection is reset (seen in soak).
+    assert config.timeout_keep_alive == 75 > 5
+    assert config.timeout_graceful_shutdown == 42
+    assert Settings().drain_timeout_s == Settings().triton_timeout_s == 600
