@@ -254,7 +254,11 @@ class TritonServer:
             raise TritonStartError("tritonserver is not running")
         if proc.returncode is not None:
             return proc.returncode
-        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        try:
+            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped behind our back: its pid may be reused, never signal it
+            proc.returncode = -signal.SIGKILL if proc.returncode is None else proc.returncode
+            return proc.returncode
         if info is None or info.si_pid == 0:
             return None
         exited = info.si_code == os.CLD_EXITED

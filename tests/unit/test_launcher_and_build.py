@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import subprocess
@@ -252,3 +253,14 @@ def test_uvicorn_keeps_idle_connections_longer_than_clients_and_drains_for_the_d
     assert config.timeout_keep_alive == 75 > 5
     assert config.timeout_graceful_shutdown == 42
     assert Settings().drain_timeout_s == Settings().triton_timeout_s == 600
+
+
+def test_a_triton_reaped_elsewhere_is_never_signalled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = TritonServer(tmp_path, tmp_path)
+    server.process = subprocess.Popen(["true"], start_new_session=True)
+    os.waitpid(server.process.pid, 0)  # someone else reaped it: the pid is free for reuse
+    sent: list[int] = []
+    monkeypatch.setattr(os, "killpg", lambda pgid, sig: sent.append(pgid))
+    assert server.exit_status() is not None
+    server.stop()
+    assert sent == [] and server.process is None
