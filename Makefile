@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT := var
 
-.PHONY: install build run test lint bench clean soak
+.PHONY: install build run test lint bench clean soak fuzz audit
 
 install:
 	@./scripts/install.sh
@@ -29,6 +29,18 @@ test: install
 # in docs/reliability.md. tests/e2e/test_soak.py runs one minute of it.
 soak: install
 	$(PY) -m bench.soak --minutes 10 --concurrency 64 --out $(OUT)/bench/soak.json
+
+# Every route of /openapi.json fuzzed by schemathesis against a real server over the fake backend,
+# with fresh randomness and many more examples than the CI run of tests/integration/test_fuzz.py.
+FUZZ_EXAMPLES ?= 300
+fuzz: install
+	CHUNGUS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHUNGUS_FUZZ_RANDOM=1 $(PY) -m pytest -m "" \
+		tests/integration/test_fuzz.py -p no:cacheprovider --timeout 3600 -q $(PYTEST_ARGS)
+
+# Known vulnerabilities in the installed .venv (pip-audit). --strict fails when a package could not
+# be checked, so an unreachable advisory service never reads as "no known vulnerabilities".
+audit: install
+	$(VENV)/bin/pip-audit --local --skip-editable --strict --progress-spinner off
 
 lint: install
 	$(VENV)/bin/ruff check gateway build_engines tests bench

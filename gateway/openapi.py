@@ -192,6 +192,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                        {"200": KeyUsageList}, _ADMIN, query=("key_id",)),
 }
 
+# One server-sent event (OpenAPI 3.1: the schema of a stream describes each event).
+SSE_EVENT = {
+    "type": "object",
+    "description": "`data: <ChatCompletionChunk>` events, then `data: [DONE]`; an error after the "
+                   "first event arrives as `data: <ErrorResponse>` (then `[DONE]`)",
+    "required": ["data"],
+    "properties": {"data": {"anyOf": [
+        {"const": "[DONE]"},
+        {"type": "string", "contentMediaType": "application/json", "contentSchema": {"anyOf": [
+            {"$ref": REF.format(name="ChatCompletionChunk")}, {"$ref": REF.format(name="ErrorResponse")}]}},
+    ]}},
+}
+
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
@@ -226,10 +239,7 @@ def _responses(op: Operation) -> dict[str, Any]:
     for status, kind in op.ok.items():
         content = _json(kind)
         if op.stream and status == "200":
-            content["text/event-stream"] = {"schema": {
-                "type": "string",
-                "description": "`data: <ChatCompletionChunk>` events, then `data: [DONE]`; an error "
-                               "after the first event arrives as `data: <ErrorResponse>`"}}
+            content["text/event-stream"] = {"schema": SSE_EVENT}
         out[status] = {"description": "OK" if int(status) < 300 else "Not ready", "content": content}
     for code in sorted(set(op.errors)):
         out[str(code)] = {"description": ERRORS[code], "content": _json(ErrorResponse)}

@@ -90,7 +90,9 @@ def test_responses_and_streams(doc: dict[str, Any]) -> None:
     chat = doc["paths"]["/api/v1/chat/completions"]["post"]["responses"]
     assert chat["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ChatCompletion"}
-    assert chat["200"]["content"]["text/event-stream"]["schema"]["type"] == "string"
+    event = chat["200"]["content"]["text/event-stream"]["schema"]
+    assert event["required"] == ["data"]
+    assert event["properties"]["data"]["anyOf"][0] == {"const": "[DONE]"}
     assert "ChatCompletionChunk" in doc["components"]["schemas"]
     created = doc["paths"]["/admin/keys"]["post"]["responses"]["201"]["content"]["application/json"]
     assert "key" in _resolve(doc, created["schema"])["required"]
