@@ -45,7 +45,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     image_fetch_timeout_s: float = 10.0
     image_connect_timeout_s: float = 3.0
     image_max_bytes: int = 10 * 1024 * 1024
-    image_max_pixels: int = 32 * 1024 * 1024
+    # 4096x4096: 12 Mpx phone photos and 5K screenshots fit; vision towers see 224-448 px anyway,
+    # and a PNG's decoded pixels (4 bytes each) must fit in the decode budget below.
+    image_max_pixels: int = 16 * 1024 * 1024
+    image_max_frames: int = 100  # animated PNG/WebP: more are refused; only the first is decoded
+    # Decodes reserve their estimated bytes from this budget (they wait when it is spent; one
+    # image that needs more is refused): what images may take on top of the process's baseline.
+    image_decode_memory_mb: int = 256
+    image_decode_threads: int = 0  # 0: the container's CPU quota (cgroup), not the host's cores
     image_max_redirects: int = 3
     image_allow_http: bool = False
     image_allowed_hosts: tuple[str, ...] = ()  # hosts (or CIDRs) exempt from the address checks

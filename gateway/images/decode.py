@@ -1,15 +1,72 @@
-"""Image bytes -> an RGB Pillow image: format sniffed from the bytes, pixel limit, EXIF orientation."""
+"""Image bytes -> an upright RGB Pillow image, no bigger than preprocessing needs.
+
+Two steps, so that a caller can reserve memory in between: ``open_image`` reads only the header
+(format sniffed from the bytes, size, mode, frames) and refuses what is over the limits before a
+pixel is decoded; ``decode`` then decodes the first frame only, JPEGs already scaled down by the
+decoder (``draft``), and every other format reduced by an integer factor in strips right after
+decoding. So a big image costs its decoded size once, in its own mode (a JPEG not even that),
+plus memory proportional to what preprocessing needs, not the several full-size copies that
+converting, compositing and rotating at full size would make.
+
+An image is reduced only while it stays at least ``REDUCING_GAP`` times larger than the size
+preprocessing resizes it to, which is how Pillow's own ``resize(reducing_gap=...)`` keeps the
+result close to resampling the full image (see ``preprocess`` and the README's image section for
+how close).
+"""
 
 from __future__ import annotations
 
 import io
 import struct
+from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
 from gateway.errors import InvalidRequestError
+from gateway.registry import ImageProcessorConfig
 
 FORMATS = ("JPEG", "PNG", "WEBP")
+REDUCING_GAP = 3  # keep at least this many source pixels per output pixel when reducing early
+_STRIP_BYTES = 4 << 20  # convert and reduce this much of a decoded image at a time
+# PNG text chunks (zTXt, iTXt) may inflate to this much in all; Pillow's default is 64 MiB.
+PngImagePlugin.MAX_TEXT_MEMORY = 4 << 20
+# Pillow allocates image memory in blocks (16 MiB by default). Blocks of 16 MiB fall under glibc's
+# mmap threshold once it has risen, land in per-thread arenas and stay in RSS after the image is
+# freed; blocks of 64 MiB are mmapped and go back to the system, so decode threads do not each
+# keep the high-water mark of the biggest image they saw (four 34 Mpx PNGs: 280 -> 172 MiB).
+Image.core.set_block_size(64 << 20)  # type: ignore[attr-defined]  # Pillow's C module, untyped
+# EXIF orientation -> (swaps axes, reverses the stored x axis, reverses the stored y axis)
+_ORIENT = {2: (False, True, False), 3: (False, True, True), 4: (False, False, True),
+           5: (True, False, False), 6: (True, False, True), 7: (True, True, True),
+           8: (True, True, False)}
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+_CORRUPT = (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, ZeroDivisionError,
+            EOFError, struct.error)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded image and what it stands for.
+
+    ``image`` is upright RGB, possibly reduced: the whole source (``size`` pixels, upright)
+    covers ``box`` within it, ``(0, 0, *image.size)`` when it was not reduced.
+    """
+
+    image: Image.Image
+    size: tuple[int, int]
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How ``decode`` will decode an opened image, and about how many bytes that needs at most."""
+
+    draft: int  # JPEG DCT scaling (1, 2, 4, 8)
+    factor: int  # then reduced this many times
+    cost: int
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -23,6 +80,89 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def _too_large(message: str, param: str) -> InvalidRequestError:
+    return InvalidRequestError(message, param=param, code="image_too_large")
+
+
+def open_image(data: bytes, max_pixels: int, param: str, max_frames: int = 100) -> ImageFile.ImageFile:
+    """Open an image and check its header; no pixel is decoded.
+
+    Args:
+        data: the encoded image.
+        max_pixels: the most pixels (width x height) accepted.
+        param: the request field, for errors.
+        max_frames: the most frames an animated PNG or WebP may have (only the first is used).
+
+    Raises:
+        InvalidRequestError: ``unsupported_image_format`` (not JPEG, PNG or WebP),
+            ``image_too_large`` (too many pixels or frames), ``invalid_image`` (corrupt header).
+    """
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise InvalidRequestError("Unsupported or unrecognised image format: use jpeg, png or "
+                                  "webp", param=param, code="unsupported_image_format")
+    try:
+        image = Image.open(io.BytesIO(data), formats=(fmt,))
+        frames = int(getattr(image, "n_frames", 1))
+    except UnidentifiedImageError as exc:  # the right magic bytes, then nonsense
+        raise InvalidRequestError(f"Image data is corrupt ({fmt} header unreadable)",
+                                  param=param, code="invalid_image") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own backstop, past twice its limit
+        raise _too_large("Image has too many pixels", param) from exc
+    except _CORRUPT as exc:
+        raise InvalidRequestError("Image data is corrupt", param=param,
+                                  code="invalid_image") from exc
+    assert isinstance(image, ImageFile.ImageFile)  # Image.open only returns these
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidRequestError("Image has no pixels", param=param, code="invalid_image")
+    if width * height > max_pixels:
+        raise _too_large(f"Image has {width}x{height} pixels; the limit is {max_pixels}", param)
+    if frames > max_frames:
+        raise _too_large(f"Image has {frames} frames; the limit is {max_frames}", param)
+    return image
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    """What Pillow stores per pixel: one byte for 1/L/P, two for I;16, else four (RGB too)."""
+    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+
+
+def reduction(size: tuple[int, int], cfg: ImageProcessorConfig | None) -> int:
+    """The largest integer factor that keeps ``size`` ``REDUCING_GAP`` times the resize target.
+
+    The same whichever way EXIF turns the image: for a fixed-size resize the smaller ratio of
+    either pairing of the axes counts.
+    """
+    if cfg is None:
+        return 1
+    width, height = size
+    if cfg.resize_mode == "fixed":
+        ratio = min(width / cfg.width, height / cfg.height, width / cfg.height, height / cfg.width)
+    else:
+        ratio = min(width, height) / cfg.shortest_edge
+    return max(1, int(ratio / REDUCING_GAP))
+
+
+def plan(image: ImageFile.ImageFile, cfg: ImageProcessorConfig | None) -> Plan:
+    """How to decode ``image`` for ``cfg`` (full size when None), and its memory estimate.
+
+    The estimate counts the decoded image in its own mode (three times for WebP, which Pillow
+    copies out of libwebp twice), a strip being converted, the reduced RGB image twice (EXIF
+    rotation copies it) and some slack for the preprocessing arrays.
+    """
+    width, height = image.size
+    factor = reduction(image.size, cfg)
+    draft = 1
+    if image.format == "JPEG":
+        draft = next(s for s in (8, 4, 2, 1) if factor >= s)
+        factor //= draft
+        width, height = -(-width // draft), -(-height // draft)
+    decoded = width * height * _bytes_per_pixel(image.mode) * (3 if image.format == "WEBP" else 1)
+    reduced = -(-width // factor) * -(-height // factor) * 4
+    return Plan(draft=draft, factor=factor, cost=decoded + 2 * reduced + 2 * _STRIP_BYTES + (8 << 20))
+
+
 def _rgb(image: Image.Image) -> Image.Image:
     """RGB the way Hugging Face's ``convert_to_rgb`` does it: transparency onto white."""
     if "A" in image.getbands() or image.info.get("transparency") is not None:
@@ -32,51 +172,84 @@ def _rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(data: bytes, max_pixels: int, param: str) -> Image.Image:
-    """Decode and normalise one image; the claimed type is ignored, the bytes decide.
+def _rgb_reduced(image: Image.Image, factor: int) -> Image.Image:
+    """``_rgb(image).reduce(factor)``, a strip at a time: no full-size copy is ever made."""
+    if image.mode == "RGB":
+        return image if factor == 1 else image.reduce(factor)
+    width, height = image.size
+    rows = max(1, _STRIP_BYTES // (4 * width) // factor) * factor
+    out = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = _rgb(image.crop((0, top, width, min(height, top + rows))))
+        out.paste(strip if factor == 1 else strip.reduce(factor), (0, top // factor))
+    return out
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(0x0112, 1)
+    except _CORRUPT:  # unreadable EXIF: as if there were none, like Pillow's exif_transpose
+        return 1
+    return value if isinstance(value, int) and value in _TRANSPOSE else 1
+
+
+def _upright(image: Image.Image, orientation: int, scale: float, size: tuple[int, int]) -> Decoded:
+    """Turn a (reduced) image upright and say where the whole source lies within it.
+
+    A reduced image's last row and column stand for fewer source pixels; after a flip they come
+    first, so the box starts a fraction of a pixel in.
+    """
+    width, height = size
+    span_x, span_y = width / scale, height / scale
+    swap, flip_x, flip_y = _ORIENT.get(orientation, (False, False, False))
+    x0 = image.width - span_x if flip_x else 0.0
+    y0 = image.height - span_y if flip_y else 0.0
+    if orientation in _TRANSPOSE:
+        image = image.transpose(_TRANSPOSE[orientation])
+    if swap:
+        return Decoded(image, (height, width), (y0, x0, y0 + span_y, x0 + span_x))
+    return Decoded(image, (width, height), (x0, y0, x0 + span_x, y0 + span_y))
+
+
+def decode(image: ImageFile.ImageFile, how: Plan, param: str) -> Decoded:
+    """Decode the first frame of an opened image as ``how`` says.
 
     Args:
-        data: the encoded image.
-        max_pixels: the most pixels (width x height) accepted, checked from the header before
-            any pixel is decoded.
+        image: from ``open_image``.
+        how: from ``plan``.
         param: the request field, for errors.
 
     Returns:
-        An upright RGB image.
+        The upright RGB image, reduced where ``how`` says, and where the source lies in it.
 
     Raises:
-        InvalidRequestError: ``unsupported_image_format`` (not JPEG, PNG or WebP),
-            ``image_too_large`` (too many pixels), ``invalid_image`` (corrupt or truncated).
+        InvalidRequestError: ``invalid_image`` (corrupt or truncated), ``image_too_large``.
     """
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise InvalidRequestError("Unsupported or unrecognised image format: use jpeg, png or "
-                                  "webp", param=param, code="unsupported_image_format")
+    size, reduced = image.size, None
     try:
-        image = Image.open(io.BytesIO(data), formats=(fmt,))
-    except UnidentifiedImageError as exc:  # the right magic bytes, then nonsense
-        raise InvalidRequestError(f"Image data is corrupt ({fmt} header unreadable)",
-                                  param=param, code="invalid_image") from exc
-    except Image.DecompressionBombError as exc:
-        raise InvalidRequestError("Image has too many pixels", param=param,
-                                  code="image_too_large") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidRequestError("Image data is corrupt", param=param,
-                                  code="invalid_image") from exc
-    width, height = image.size
-    if width < 1 or height < 1:
-        raise InvalidRequestError("Image has no pixels", param=param, code="invalid_image")
-    if width * height > max_pixels:
-        raise InvalidRequestError(f"Image has {width}x{height} pixels; the limit is {max_pixels}",
-                                  param=param, code="image_too_large")
-    try:
+        if how.draft > 1:
+            image.draft(image.mode, (size[0] // how.draft, size[1] // how.draft))
         image.load()
-        return _rgb(ImageOps.exif_transpose(image))
+        orientation = _orientation(image)
+        reduced = _rgb_reduced(image, how.factor)
     except Image.DecompressionBombError as exc:
-        raise InvalidRequestError("Image has too many pixels", param=param,
-                                  code="image_too_large") from exc
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, ZeroDivisionError,
-            struct.error) as exc:
+        raise _too_large("Image has too many pixels", param) from exc
+    except _CORRUPT as exc:
         raise InvalidRequestError("Image data is corrupt or truncated", param=param,
                                   code="invalid_image") from exc
+    finally:
+        if reduced is not image:
+            image.close()  # the full-size pixels go now, not when the caller lets go
+    return _upright(reduced, orientation, how.draft * how.factor, size)
+
+
+def decode_image(data: bytes, max_pixels: int, param: str,
+                 cfg: ImageProcessorConfig | None = None) -> Image.Image:
+    """``open_image`` then ``decode``: an upright RGB image, reduced for ``cfg`` if given.
+
+    Raises:
+        InvalidRequestError: see ``open_image`` and ``decode``.
+    """
+    image = open_image(data, max_pixels, param)
+    return decode(image, plan(image, cfg), param).image
 

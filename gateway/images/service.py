@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
+from PIL import ImageFile
 
 from gateway.errors import InvalidRequestError
+from gateway.images.budget import MemoryBudget, decode_threads
 from gateway.images.datauri import check_data_uri, decode_data_uri
-from gateway.images.decode import decode_image
+from gateway.images.decode import Plan, decode, open_image, plan
 from gateway.images.fetch import ImageFetcher, Resolver
 from gateway.images.preprocess import pixel_values
 from gateway.images.ssrf import UrlPolicy
@@ -24,13 +26,18 @@ class ImageService:
 
     Cheap checks (scheme, URL policy, data URI header and size) run first, in prompt order, so
     the first bad part is the one reported; then fetching and decoding run concurrently, and the
-    first failure cancels the rest. Decoding is bounded to a few threads, which also bounds the
-    memory that decoded images take.
+    first failure cancels the rest. Each decode first reads the image's header (in a thread),
+    reserves its estimated bytes from a memory budget (``image_decode_memory_mb``: it waits while
+    others hold them, and an image that needs more than the whole budget is refused), then decodes
+    on a pool of as many threads as the container has CPUs (its cgroup quota, not the host's
+    cores). The reservation is given back when the decoding thread is done, even if the request
+    was cancelled before.
     """
 
     def __init__(self, settings: Settings, *, resolver: Resolver | None = None) -> None:
         self.max_bytes = settings.image_max_bytes
         self.max_pixels = settings.image_max_pixels
+        self.max_frames = settings.image_max_frames
         self.policy = UrlPolicy(allow_http=settings.image_allow_http,
                                 allowed_hosts=settings.image_allowed_hosts,
                                 denied_hosts=settings.image_denied_hosts)
@@ -39,11 +46,14 @@ class ImageService:
                                     total_timeout_s=settings.image_fetch_timeout_s,
                                     max_bytes=settings.image_max_bytes,
                                     max_redirects=settings.image_max_redirects, resolver=resolver)
-        self.decode_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
+        self.budget = MemoryBudget(settings.image_decode_memory_mb << 20)
+        self.threads = decode_threads(settings.image_decode_threads)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="image-decode")
 
     async def aclose(self) -> None:
-        """Close the fetcher's connections."""
+        """Close the fetcher's connections and let the decode threads go."""
         await self.fetcher.aclose()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def resolve(self, refs: Sequence[tuple[str, str]],
                       entry: ModelEntry) -> npt.NDArray[np.float16]:
@@ -85,10 +95,20 @@ class ImageService:
 
     async def _one(self, url: str, param: str, cfg: ImageProcessorConfig) -> npt.NDArray[np.float32]:
         data: str | bytes = url if url[:5].lower() == "data:" else await self.fetcher.fetch(url, param)
-        async with self.decode_slots:
-            return await asyncio.to_thread(self._pixels, data, param, cfg)
+        loop = asyncio.get_running_loop()
+        image, how = await loop.run_in_executor(self._pool, self._open, data, param, cfg)
+        await self.budget.acquire(how.cost, param)
+        try:
+            job = self._pool.submit(lambda: pixel_values(decode(image, how, param), cfg))
+        except BaseException:
+            self.budget.release(how.cost)
+            raise
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self.budget.release, how.cost))
+        return await asyncio.wrap_future(job)
 
-    def _pixels(self, data: str | bytes, param: str, cfg: ImageProcessorConfig) -> npt.NDArray[np.float32]:
+    def _open(self, data: str | bytes, param: str,
+              cfg: ImageProcessorConfig) -> tuple[ImageFile.ImageFile, Plan]:
         if isinstance(data, str):
             data = decode_data_uri(data, self.max_bytes, param)
-        return pixel_values(decode_image(data, self.max_pixels, param), cfg)
+        image = open_image(data, self.max_pixels, param, self.max_frames)
+        return image, plan(image, cfg)
