@@ -55,7 +55,8 @@ def build_app(services: Services) -> Litestar:
     routes.append(openapi_route(routes))
 
     async def started() -> None:
-        services.lifecycle.state = "serving"
+        if services.lifecycle.state == "starting":  # a stop signal during startup wins
+            services.lifecycle.state = "serving"
 
     async def stopping() -> None:
         services.lifecycle.state = "draining"

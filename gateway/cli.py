@@ -129,13 +129,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings = msgspec.structs.replace(settings, triton_urls=(supervisor.server.grpc_url,))
         else:
             settings = msgspec.structs.replace(settings, triton_urls=tuple(args.external_triton.split(",")))
-        if stop.is_set():
-            return 0
         services = build_services(settings)
         app = DrainGate(build_app(services), services.lifecycle)
         _banner(settings, generated)
         config = uvicorn_config(app, settings)
-        _GatewayServer(config, services.lifecycle, settings.drain_timeout_s).run()
+        _GatewayServer(config, services.lifecycle, settings.drain_timeout_s, stop).run()
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -157,14 +155,18 @@ class _GatewayServer(uvicorn.Server):
     that killed the process before ``chungus serve`` could stop Triton (which was left running).
     """
 
-    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_s: float,
+                 stop: threading.Event) -> None:
         super().__init__(config)
         self.lifecycle = lifecycle
         self.drain_s = drain_s
+        self.stop = stop  # set by a signal that came before uvicorn took the handlers over
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        if self.stop.is_set():
+            self.handle_exit(signal.SIGTERM, None)
         try:
             yield
         finally:

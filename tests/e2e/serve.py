@@ -95,6 +95,15 @@ class ServeStack:
         return self.workdir / "triton"
 
     def start(self, timeout_s: float = 240.0) -> ServeStack:
+        """Launch and wait until every model is ready."""
+        self.launch()
+        if wait_for(self.models_ready, timeout_s, 0.25) is None:
+            self.kill()
+            raise RuntimeError(f"chungus serve not ready in {timeout_s}s:\n{self.log()[-3000:]}")
+        return self
+
+    def launch(self) -> None:
+        """Start the process, in its own session; wait for nothing."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         http, grpc, metrics = self.triton_ports
         env = {**os.environ, "CHUNGUS_HOST": "127.0.0.1", "CHUNGUS_PORT": str(self.port),
@@ -108,10 +117,6 @@ class ServeStack:
                  "--workdir", str(self.triton_dir), "--triton-http-port", str(http),
                  "--triton-grpc-port", str(grpc), "--triton-metrics-port", str(metrics)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-        if wait_for(self.models_ready, timeout_s, 0.25) is None:
-            self.kill()
-            raise RuntimeError(f"chungus serve not ready in {timeout_s}s:\n{self.log()[-3000:]}")
-        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

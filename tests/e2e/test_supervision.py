@@ -150,3 +150,19 @@ def test_triton_command_restarts_a_killed_triton_and_stops_on_sigterm(echo_stack
             proc.wait()
         for pid in pids_matching(str(workdir / "backends")):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("after", ["starting Triton", "CHUNGUS gateway on"])
+def test_a_signal_while_serve_starts_stops_everything(echo_stack: Path, tmp_path: Path, after: str) -> None:
+    # While Triton loads (the start is cancelled) or just before uvicorn takes the handlers over
+    # (the signal is remembered): either way exit 0 and nothing left.
+    stack = ServeStack(echo_stack, tmp_path / "serve")
+    stack.launch()
+    try:
+        assert stack.process is not None
+        assert wait_for(lambda: after in stack.log(), 120, 0.01) is not None, stack.log()
+        stack.signal(signal.SIGTERM)
+        assert stack.wait(60) == 0, stack.log()[-2000:]
+        assert wait_for(lambda: stack.leftovers() == [], 10) is not None
+    finally:
+        stack.kill()
