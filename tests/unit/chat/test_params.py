@@ -96,3 +96,78 @@ def test_fit_context_checks_the_engines_input_limit() -> None:
     with pytest.raises(InvalidRequestError) as info:
         fit_context(engine, 1025, 16, given=True)
     assert info.value.message.startswith("This model's maximum prompt length is 1024 tokens.")
+
+
+@pytest.mark.parametrize(("fields", "param", "message"), [
+    ({"n": 2}, "n", "Only n=1 is supported"),
+    ({"logprobs": True}, "logprobs", "logprobs are not supported by this server"),
+    ({"tools": [msgspec.Raw(b"{}")]}, "tools", "tools are not supported by this server"),
+    ({"response_format": {"type": "json_object"}}, "response_format",
+     "only response_format type 'text' is supported"),
+    ({"temperature": 2.0001}, "temperature",
+     "2.0001 is not a valid temperature: it must be between 0.0 and 2.0"),
+    ({"top_p": 1.5}, "top_p", "1.5 is not a valid top_p: it must be between 0.0 and 1.0"),
+    ({"presence_penalty": -2.01}, "presence_penalty",
+     "-2.01 is not a valid presence_penalty: it must be between -2.0 and 2.0"),
+    ({"frequency_penalty": 2.01}, "frequency_penalty",
+     "2.01 is not a valid frequency_penalty: it must be between -2.0 and 2.0"),
+    ({"repetition_penalty": -1.5}, "repetition_penalty",
+     "-1.5 is not a valid repetition_penalty: it must be greater than 0 and at most 10.0"),
+    ({"top_k": -2}, "top_k", "-2 is not a valid top_k: it must be -1 or 0 (off), or between 1 and 1024"),
+    ({"seed": 2**63}, "seed", "9223372036854775808 is not a valid seed: it must be a 64-bit integer"),
+    ({"min_tokens": 51}, "min_tokens", "min_tokens must be between 0 and max_tokens"),
+    ({"max_tokens": 0}, "max_tokens", "max_tokens must be at least 1"),
+    ({"max_tokens": 201}, "max_tokens",
+     "max_tokens is too large: 201. This model supports at most 200 completion tokens"),
+    ({"max_completion_tokens": 0, "max_tokens": 5}, "max_completion_tokens",
+     "max_completion_tokens must be at least 1"),
+    ({"stop": ["s"] * (MAX_STOP_SEQUENCES + 1)}, "stop", "at most 16 stop sequences are allowed"),
+    ({"stop": ["x" * (MAX_STOP_CHARS + 1)]}, "stop",
+     "each stop sequence may be at most 256 characters long"),
+])
+def test_refusals_say_exactly_what_is_wrong(fields: dict[str, Any], param: str, message: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        check_params(_req(**fields), ENTRY)
+    assert (info.value.message, info.value.param, info.value.code) == (message, param, "invalid_value")
+
+
+@pytest.mark.parametrize("fields", [
+    {"presence_penalty": -2.0}, {"presence_penalty": 2.0}, {"frequency_penalty": -2.0},
+    {"frequency_penalty": 2.0}, {"temperature": 0.0}, {"top_p": 0.0}, {"repetition_penalty": 0.5},
+    {"top_k": -1}, {"seed": -(2**63)}, {"min_tokens": 0}, {"min_tokens": 50}, {"max_tokens": 1},
+    {"n": 1}, {"logprobs": False}, {"tools": []}, {"response_format": {"type": "text"}},
+    {"response_format": {"schema": "x"}}, {"stop": ["s"] * MAX_STOP_SEQUENCES},
+])
+def test_lower_and_upper_edges_are_accepted(fields: dict[str, Any]) -> None:
+    check_params(_req(**fields), ENTRY)
+
+
+def test_top_k_off_values_and_one_pass_through() -> None:
+    assert check_params(_req(top_k=-1), ENTRY).top_k is None
+    assert check_params(_req(top_k=1), ENTRY).top_k == 1
+    assert check_params(_req(top_k=40), ENTRY).top_k == 40
+
+
+def test_the_registry_default_temperature_applies_only_when_none_is_sent() -> None:
+    warm = ModelEntry(id="w", triton_model="w", default_temperature=0.7)
+    assert check_params(_req(), warm).temperature == 0.7
+    assert check_params(_req(temperature=1.5), warm).temperature == 1.5
+    assert check_params(_req(temperature=0), warm).temperature == 0.0
+    assert check_params(_req(), ENTRY).temperature is None
+
+
+def test_stop_as_one_string_and_max_completion_tokens_wins() -> None:
+    got = check_params(_req(stop="ab", max_completion_tokens=7, max_tokens=9), ENTRY)
+    assert (got.stop, got.max_tokens, got.max_tokens_given) == (("ab",), 7, True)
+    assert check_params(_req(max_tokens=9), ENTRY).max_tokens == 9
+    assert check_params(_req(stop=None), ENTRY).stop == ()
+
+
+def test_fit_context_input_limit_message_in_full() -> None:
+    engine = ModelEntry(id="e", triton_model="e", context_length=4096, max_input_tokens=1024)
+    with pytest.raises(InvalidRequestError) as info:
+        fit_context(engine, 1025, 16, given=False)
+    assert (info.value.param, info.value.code) == ("messages", "context_length_exceeded")
+    assert info.value.message == ("This model's maximum prompt length is 1024 tokens. However, your "
+                                  "messages resulted in 1025 tokens. Please reduce the length of the "
+                                  "messages.")

@@ -72,3 +72,71 @@ def test_mapped_errors_raises_from_the_original() -> None:
 def test_mapped_errors_leaves_other_exceptions_alone() -> None:
     with pytest.raises(KeyError), mapped_errors():
         raise KeyError("x")
+
+
+class _NotAStatus(Exception):
+    def code(self) -> str:
+        return "UNAVAILABLE"
+
+
+class _CodeAttribute(Exception):
+    code = grpc.StatusCode.UNAVAILABLE  # not callable: not a gRPC error
+
+
+@pytest.mark.parametrize(("exc", "kind", "message"), [
+    (_Rpc(grpc.StatusCode.UNAVAILABLE), ServiceUnavailableError, "the model server is unavailable"),
+    (_Rpc(grpc.StatusCode.CANCELLED), ServiceUnavailableError, "the model server is unavailable"),
+    (_Rpc(grpc.StatusCode.DEADLINE_EXCEEDED), GatewayTimeoutError, "the model server did not finish in time"),
+    (_Rpc(grpc.StatusCode.NOT_FOUND), ServiceUnavailableError, "the model is not loaded on the model server"),
+    (_Rpc(grpc.StatusCode.INTERNAL), BadGatewayError, "the model server failed the request"),
+    (_NotAStatus(), BadGatewayError, "the model server failed the request"),
+    (_CodeAttribute(), BadGatewayError, "the model server failed the request"),
+    (ValueError("x"), BadGatewayError, "the model server failed the request"),
+    (_ise("invalid request: x", "StatusCode.PERMISSION_DENIED"), BadGatewayError,
+     "the model server failed the request"),
+    (_ise("model is unavailable"), ServiceUnavailableError, "the model is temporarily unavailable"),
+    (_ise("Model Not Healthy"), ServiceUnavailableError, "the model is temporarily unavailable"),
+    (_ise(None), BadGatewayError, "the model failed to generate a response"),  # type: ignore[arg-type]
+])
+def test_messages_are_fixed_per_failure(exc: BaseException, kind: type[GatewayError], message: str) -> None:
+    err = map_exception(exc)
+    assert type(err) is kind
+    assert (err.message, err.param) == (message, None)
+
+
+@pytest.mark.parametrize("status", [None, "StatusCode.INTERNAL", "StatusCode.UNKNOWN",
+                                    "StatusCode.INVALID_ARGUMENT"])
+def test_the_models_own_statuses_carry_its_message(status: str | None) -> None:
+    err = map_exception(_ise("invalid request: top_k must be positive", status))
+    assert type(err) is InvalidRequestError
+    assert (err.message, err.param, err.code) == ("top_k must be positive", None, None)
+
+
+def test_client_markers_are_matched_ignoring_case() -> None:
+    err = map_exception(_ise("INVALID REQUEST: Bad stop"))
+    assert type(err) is InvalidRequestError
+    assert err.message == "INVALID REQUEST: Bad stop"  # only the lower-case prefix is cut
+
+
+def test_too_long_keeps_the_models_words_after_the_prefix() -> None:
+    err = map_exception(_ise("invalid request:  the prompt does not fit the Context Window  "))
+    assert type(err) is InvalidRequestError
+    assert (err.message, err.param, err.code) == (
+        "the prompt does not fit the Context Window", "messages", "context_length_exceeded")
+    trt = map_exception(_ise("Prompt length (5000) Exceeds Maximum Input Length (4096)."))
+    assert trt.message == "Prompt length (5000) Exceeds Maximum Input Length (4096)."
+    assert (trt.status, trt.code) == (400, "context_length_exceeded")
+
+
+def test_mapped_errors_translates_tritonclient_exceptions() -> None:
+    original = _ise("x", "StatusCode.DEADLINE_EXCEEDED")
+    with pytest.raises(GatewayTimeoutError) as info, mapped_errors():
+        raise original
+    assert info.value.__cause__ is original
+    assert info.value.message == "the model server did not finish in time"
+
+
+def test_mapped_errors_passes_when_nothing_fails() -> None:
+    with mapped_errors():
+        value = 1
+    assert value == 1
