@@ -1,5 +1,5 @@
 """Fuzz every route with schemathesis against the real app over the fake backend in a real uvicorn
-process, with a valid (admin) key, with no key and with a wrong key.
+process, with the admin key, with a user's key, with no key and with a wrong key.
 
 Each response must: not be a 5xx; have a documented status and content type; match its documented
 schema; carry the OpenAI error body (``{"error": {"message", "type", "param", "code"}}``) on
@@ -7,7 +7,7 @@ every 4xx, documented or not; on ``text/event-stream``, be ``data: <chunk>`` eve
 ``ChatCompletionChunk`` (or the error body) ending in ``data: [DONE]``. Schema-violating requests
 must be refused with a 4xx, other methods with 405 and an ``Allow`` header. Without a valid key
 every keyed route answers 401 (or 429 once the address has spent its failed-authentication
-budget, by design).
+budget, by design); a user's key never passes an admin route (403).
 
 Not checked: that every schema-valid request succeeds: the schema gives types, the service also
 checks values (roles, ranges, context length) and answers those with 400.
@@ -128,6 +128,15 @@ def refused_without_key(ctx: Any, response: Any, case: Any) -> bool | None:
     return True
 
 
+def admin_only(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A valid key that is not an admin's never gets past an admin route."""
+    if not case.operation.path.startswith("/admin/"):
+        return None
+    body = _json_body(response)
+    assert response.status_code == 403 and body["error"]["code"] == "admin_required", body
+    return True
+
+
 # The server and the schema -----------------------------------------------------------------------
 
 
@@ -157,6 +166,17 @@ def spare_key(server: GatewayServer) -> str:
     r = httpx.post(server.base_url + "/admin/keys", json={"name": "fuzz"}, headers=auth(ADMIN))
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
+
+
+@pytest.fixture(scope="module")
+def user_key(server: GatewayServer) -> str:
+    """A valid key that is not an admin's, limited to model chat-a."""
+    import httpx
+
+    r = httpx.post(server.base_url + "/admin/keys", json={"name": "fuzz-user", "allowed_models": ["chat-a"]},
+                   headers=auth(ADMIN))
+    assert r.status_code == 201, r.text
+    return str(r.json()["key"])
 
 
 ROLES = ("system", "user", "assistant")
@@ -239,6 +259,12 @@ def _checks(*extra: Callable[..., Any]) -> list[Callable[..., Any]]:
 @pytest.mark.parametrize("label", _params("key"))
 def test_fuzz_with_a_valid_key(label: str, schema: Any, server: GatewayServer, spare_key: str) -> None:
     _run(schema, label, auth(ADMIN), _checks(), server.base_url, spare_key)
+
+
+@pytest.mark.parametrize("label", [p for p in _params("user-key") if _keyed(p.values[0])])
+def test_fuzz_with_a_user_key(label: str, schema: Any, server: GatewayServer, spare_key: str,
+                              user_key: str) -> None:
+    _run(schema, label, auth(user_key), _checks(admin_only), server.base_url, spare_key, KEYLESS)
 
 
 @pytest.mark.parametrize("label", [p for p in _params("no-key") if _keyed(p.values[0])])
