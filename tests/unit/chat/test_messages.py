@@ -56,3 +56,97 @@ def test_user_text_cannot_add_an_image_but_image_parts_still_do() -> None:
     out, refs = flatten_messages(msgs, ENTRY, ("<image>",))
     assert out == [{"role": "user", "content": "look <\u200bimage> here<image>"}]
     assert refs == [("https://x/a.png", "messages[0].content[1].image_url.url")]
+
+
+PLAIN = ModelEntry(id="plain", triton_model="p", context_length=64)
+
+
+def _refused(raw: list[dict[str, object]], entry: ModelEntry = ENTRY) -> InvalidRequestError:
+    with pytest.raises(InvalidRequestError) as info:
+        flatten_messages(_msgs(raw), entry, ("<image>",))
+    return info.value
+
+
+def _image(url: str) -> dict[str, object]:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ([{"role": "user", "content": ""}] * 65, "65 messages cannot fit the context of model 'm' (64 tokens)"),
+    ([{"role": "user", "content": [{"type": "text", "text": ""}] * 33}] * 2,
+     "66 content parts cannot fit the context of model 'm' (64 tokens)"),
+    ([{"role": "user", "content": "x" * 1024}, {"role": "user", "content": [
+        {"type": "text", "text": "y" * 1024}, {"type": "text", "text": "z"}]}],
+     "2049 characters of messages cannot fit the context of model 'm' (64 tokens)"),
+])
+def test_check_size_names_the_limit_that_was_passed(raw: list[dict[str, object]], message: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        check_size(_msgs(raw), ENTRY)
+    assert (info.value.message, info.value.param, info.value.code) == (
+        message, "messages", "context_length_exceeded")
+
+
+def test_check_size_at_the_limits_passes() -> None:
+    assert check_size(_msgs([{"role": "user", "content": "ab"}] * 64), ENTRY) == 128
+    assert check_size(_msgs([{"role": "user", "content": [{"type": "text", "text": "a"}] * 32}] * 2),
+                      ENTRY) == 64
+    assert check_size(_msgs([{"role": "user"}, {"role": "user", "content": "abc"}]), ENTRY) == 3
+
+
+def test_flatten_keeps_roles_maps_developer_to_system_and_neutralizes_strings() -> None:
+    msgs = _msgs([{"role": "developer", "content": "d"}, {"role": "system", "content": "s"},
+                  {"role": "user", "content": "u<image>"}, {"role": "assistant", "content": "a"}])
+    out, refs = flatten_messages(msgs, ENTRY, ("<image>",))
+    assert out == [{"role": "system", "content": "d"}, {"role": "system", "content": "s"},
+                   {"role": "user", "content": "u<\u200bimage>"}, {"role": "assistant", "content": "a"}]
+    assert refs == []
+
+
+def test_text_parts_are_joined_with_newlines_and_image_parts_inline() -> None:
+    msgs = _msgs([
+        {"role": "user", "content": [_image("https://a"), {"type": "text", "text": "one"}]},
+        {"role": "user", "content": [{"type": "text", "text": "two"}, {"type": "text", "text": "three"}]},
+        {"role": "user", "content": [{"type": "text", "text": "four"}]},
+        {"role": "user", "content": [{"type": "text", "text": "five"}, _image("https://b")]},
+    ])
+    out, refs = flatten_messages(msgs, ENTRY)
+    assert [m["content"] for m in out] == ["<image>one", "two\nthree", "four", "five<image>"]
+    assert refs == [("https://a", "messages[0].content[0].image_url.url"),
+                    ("https://b", "messages[3].content[1].image_url.url")]
+
+
+def test_image_token_repeats_per_image() -> None:
+    entry = ModelEntry(id="v", triton_model="v", vision=True, image_token="<im>", image_token_repeat=3)
+    out, _ = flatten_messages(_msgs([{"role": "user", "content": [_image("https://a")]}]), entry)
+    assert out == [{"role": "user", "content": "<im><im><im>"}]
+
+
+def test_flatten_refusals_name_the_field() -> None:
+    empty = _refused([])
+    assert (empty.message, empty.param, empty.code) == (
+        "messages must be a non-empty array", "messages", "invalid_messages")
+    role = _refused([{"role": "user", "content": "x"}, {"role": "tool", "content": "x"}])
+    assert (role.message, role.param, role.code) == (
+        "Unsupported role 'tool' at messages[1]; expected one of system, user, assistant",
+        "messages[1].role", "invalid_messages")
+    missing = _refused([{"role": "user"}])
+    assert (missing.message, missing.param, missing.code) == (
+        "messages[0].content is required", "messages[0].content", "invalid_messages")
+    no_parts = _refused([{"role": "user", "content": "x"}, {"role": "user", "content": []}])
+    assert (no_parts.message, no_parts.param, no_parts.code) == (
+        "messages[1].content must not be an empty array", "messages[1].content", "invalid_messages")
+
+
+def test_images_need_a_vision_model_and_are_capped() -> None:
+    blind = _refused([{"role": "user", "content": [{"type": "text", "text": "x"}, _image("https://a")]}],
+                     PLAIN)
+    assert (blind.status, blind.message, blind.param, blind.code) == (
+        400, "Model 'plain' does not accept image input; use a vision model",
+        "messages[0].content[1].image_url.url", "invalid_model_type")
+    many = _refused([{"role": "user", "content": [_image("https://a"), _image("https://b")]},
+                     {"role": "user", "content": [_image("https://c")]}])
+    assert (many.message, many.param, many.code) == (
+        "Too many images: 3; model 'm' takes at most 2", "messages", "too_many_images")
+    _, refs = flatten_messages(_msgs([{"role": "user", "content": [_image("https://a"), _image("https://b")]}]),
+                               ENTRY)
+    assert [url for url, _ in refs] == ["https://a", "https://b"]

@@ -4,8 +4,13 @@ running counts, flags-only finals, the finish reason."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
 
 from gateway.backends.base import Delta
+from gateway.triton.stops import StopTrimmer
 from gateway.triton.stream import Response, StreamDecoder, read_response
 from tests.fake_triton import infer_result
 
@@ -104,3 +109,160 @@ def test_flags_only_final_response_sends_no_text_but_ends() -> None:
     assert decoder.final
     last = decoder.finish()
     assert (last.text, last.finish_reason, last.completion_tokens) == ("", "stop", 1)
+
+
+class _Param:
+    def __init__(self, value: bool) -> None:
+        self.bool_param = value
+
+
+class _Result:
+    """Just what ``read_response`` reads from a tritonclient ``InferResult``."""
+
+    def __init__(self, outputs: dict[str, np.ndarray], params: dict[str, _Param]) -> None:
+        self.outputs, self.params = outputs, params
+
+    def get_response(self) -> SimpleNamespace:
+        return SimpleNamespace(parameters=self.params)
+
+    def as_numpy(self, name: str) -> np.ndarray | None:
+        return self.outputs.get(name)
+
+
+def test_read_response_joins_every_text_item_and_takes_the_first_count() -> None:
+    got = read_response(_Result({
+        "text_output": np.array([[b"ab", "c\u00e9"]], dtype=object),
+        "num_input_tokens": np.array([[7, 9]], dtype=np.int32),
+        "num_output_tokens": np.array([[2, 5]], dtype=np.int32),
+        "finish_reason": np.array([[b"\xffstop", b"length"]], dtype=object),
+    }, {"triton_final_response": _Param(True)}))
+    assert got == Response(text="abc\u00e9".encode(), final=True, input_tokens=7, output_tokens=2,
+                           finish_reason="\ufffdstop")
+
+
+def test_read_response_without_flag_or_with_empty_outputs() -> None:
+    empty = np.zeros((1, 0), dtype=np.int32)
+    got = read_response(_Result({"num_input_tokens": empty, "num_output_tokens": empty,
+                                 "finish_reason": np.zeros((1, 0), dtype=object)}, {}))
+    assert got == Response()
+    blank = read_response(_Result({"finish_reason": np.array([[b""]], dtype=object)},
+                                  {"triton_final_response": _Param(False)}))
+    assert (blank.finish_reason, blank.final) == (None, False)
+    assert read_response(_Result({"finish_reason": np.array([["length"]], dtype=object)},
+                                 {})).finish_reason == "length"
+
+
+def test_a_new_decoder_has_sent_nothing() -> None:
+    decoder = StreamDecoder(cumulative=False, max_tokens=4)
+    assert (decoder.responses, decoder.final, decoder.prompt_tokens, decoder.completion_tokens) == (
+        0, False, None, 0)
+    last = decoder.finish()
+    assert last == Delta(text="", finish_reason="stop", prompt_tokens=None, completion_tokens=0)
+
+
+def test_running_counts_without_model_counts_and_the_prompt_from_the_model() -> None:
+    decoder = StreamDecoder(cumulative=False, max_tokens=4, prompt_tokens=3)
+    assert decoder.feed(Response(text=b"a")) == Delta(text="a", prompt_tokens=3, completion_tokens=1)
+    assert decoder.feed(Response(text=b"b", input_tokens=6)) == Delta(
+        text="b", prompt_tokens=6, completion_tokens=2)
+    assert decoder.feed(Response(text=b"c")) == Delta(text="c", prompt_tokens=6, completion_tokens=3)
+    assert decoder.finish() == Delta(text="", finish_reason="stop", prompt_tokens=6, completion_tokens=3)
+
+
+def test_a_model_count_of_zero_is_still_the_models_count() -> None:
+    decoder = StreamDecoder(cumulative=False, max_tokens=4, count=lambda text: 99)
+    assert decoder.feed(Response(text=b"a", output_tokens=0)) == Delta(
+        text="a", prompt_tokens=None, completion_tokens=0)
+    assert decoder.finish().completion_tokens == 0
+
+
+def test_the_tokenizer_counts_all_sent_text_and_none_falls_back_to_responses() -> None:
+    seen: list[str] = []
+
+    def count(text: str) -> int | None:
+        seen.append(text)
+        return None
+
+    deltas = _run([Response(text=b"ab"), Response(text=b"cEN")], stops=["END"], count=count)
+    assert _text(deltas) == ["ab", "c", "EN"]  # "EN" held until the end: not a stop after all
+    assert seen == ["abcEN"]
+    assert deltas[-1].completion_tokens == 2
+
+
+@pytest.mark.parametrize(("reason", "output_tokens", "expected"), [
+    ("stop", 8, "stop"), ("length", 1, "length"), ("cancelled", 1, "stop"),
+    ("cancelled", 4, "length"), (None, 5, "length"), (None, 3, "stop"),
+])
+def test_finish_reason_from_the_model_or_from_the_count(reason: str | None, output_tokens: int,
+                                                        expected: str) -> None:
+    deltas = _run([Response(text=b"x", output_tokens=output_tokens, finish_reason=reason)], max_tokens=4)
+    assert deltas[-1].finish_reason == expected
+
+
+def test_a_later_response_without_a_reason_keeps_the_earlier_one() -> None:
+    deltas = _run([Response(text=b"x", finish_reason="length"), Response(text=b"y", finish_reason="")],
+                  max_tokens=99)
+    assert deltas[-1].finish_reason == "length"
+
+
+def test_a_stop_sequence_beats_the_models_reason() -> None:
+    deltas = _run([Response(text=b"abEND", finish_reason="length")], stops=["END"])
+    assert _text(deltas) == ["ab", ""]
+    assert deltas[-1].finish_reason == "stop"
+
+
+def test_delta_text_replaces_bad_bytes_and_flushes_a_cut_character() -> None:
+    deltas = _run([Response(text=b"a\xffb"), Response(text=b"c\xc3")])
+    assert _text(deltas) == ["a\ufffdb", "c", "\ufffd"]
+
+
+def test_cumulative_text_that_changed_sends_no_tail() -> None:
+    deltas = _run([Response(text=b"Hello wor"), Response(text="Hello W\ufffd".encode())],
+                  cumulative=True)
+    assert _text(deltas) == ["Hello wor", ""]
+
+
+def test_cumulative_tail_goes_through_the_stops() -> None:
+    deltas = _run([Response(text=b"okE"), Response(text="okE\ufffd".encode())], cumulative=True,
+                  stops=["E\ufffd"])
+    assert _text(deltas) == ["ok", ""]
+    assert deltas[-1].finish_reason == "stop"
+
+
+def test_stop_trimmer_ignores_empty_stops() -> None:
+    trimmer = StopTrimmer(["", "x"])
+    assert trimmer.stops == ("x",)
+    assert trimmer.hit is False
+    passthrough = StopTrimmer([""])
+    assert passthrough.push("abc") == "abc"
+    assert passthrough.flush() == ""
+
+
+def test_stop_trimmer_cuts_at_the_earliest_stop_and_then_sends_nothing() -> None:
+    trimmer = StopTrimmer(["cd", "b"])
+    assert trimmer.push("abcd") == "a"
+    assert trimmer.hit is True
+    assert trimmer.push("more") == ""
+    assert trimmer.flush() == ""
+
+
+def test_stop_trimmer_holds_the_longest_partial_stop() -> None:
+    trimmer = StopTrimmer(["ab", "xyz"])
+    assert trimmer.push("qxy") == "q"
+    assert trimmer.push("w") == "xyw"
+    assert trimmer.push("aab") == "a"
+    assert trimmer.hit is True
+    longest = StopTrimmer(["aab"])
+    assert longest.push("xaa") == "x"
+    assert longest.push("c") == "aac"
+    short = StopTrimmer(["abcdef"])
+    assert short.push("ab") == ""
+    assert short.flush() == "ab"
+    assert short.flush() == ""
+
+
+def test_stop_trimmer_finds_a_stop_split_across_pieces() -> None:
+    trimmer = StopTrimmer(["bc"])
+    assert trimmer.push("ab") == "a"
+    assert trimmer.push("c!") == ""
+    assert trimmer.hit is True
