@@ -47,10 +47,14 @@ class Services:
 
 def _triton_backend(settings: Settings, tokens: Tokenizers) -> Backend:
     from gateway.triton.backend import TritonBackend  # tritonclient loads only when used
+    from gateway.triton.routing import Router
 
+    router = Router(settings.triton_routing, prefix_chars=settings.triton_affinity_prefix_chars,
+                    load_factor=settings.triton_affinity_load_factor)
     return TritonBackend(settings.triton_urls, tokens, idle_timeout_s=settings.triton_idle_timeout_s,
                          total_timeout_s=settings.triton_timeout_s,
-                         connect_timeout_s=settings.triton_connect_timeout_s)
+                         connect_timeout_s=settings.triton_connect_timeout_s, router=router,
+                         resolve_s=settings.triton_dns_interval_s)
 
 
 def _key_guard(settings: Settings) -> KeyGuard:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import msgspec
 
@@ -13,11 +14,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
     registry_path: str = "var/registry.toml"
-    # One or more Triton gRPC endpoints ("host:port"); requests go to the least busy ready one.
+    # One or more Triton gRPC endpoints ("host:port"), or "dns://host:port": every address the
+    # name resolves to (a headless Service's pods), re-resolved every triton_dns_interval_s.
     triton_urls: tuple[str, ...] = ("127.0.0.1:8001",)
     triton_timeout_s: float = 600.0  # whole generation
     triton_idle_timeout_s: float = 60.0  # between two responses of one stream
     triton_connect_timeout_s: float = 5.0  # readiness polls and model-config reads
+    # Routing over Triton endpoints. "affinity": prompts that share their first
+    # triton_affinity_prefix_chars characters (one conversation's turns, a shared system prompt)
+    # go to the same endpoint while it holds under triton_affinity_load_factor x the average
+    # outstanding requests for the model; "least_outstanding": the least busy endpoint.
+    triton_routing: Literal["affinity", "least_outstanding"] = "affinity"
+    triton_affinity_prefix_chars: int = 256
+    triton_affinity_load_factor: float = 1.25
+    triton_dns_interval_s: float = 5.0  # dns://host:port entries are resolved again this often
     # The Triton that ``chungus serve`` / ``chungus triton`` start (not used with external ones).
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001

@@ -11,28 +11,35 @@ from gateway.backends.base import Delta, EmbeddingResult, GenerationRequest
 from gateway.errors import GatewayTimeoutError, ServiceUnavailableError
 from gateway.registry import ModelEntry
 from gateway.tokens import Tokenizers
+from gateway.triton.discovery import Resolver
 from gateway.triton.embeddings import embed
 from gateway.triton.endpoints import Endpoint, Endpoints
 from gateway.triton.errors import map_exception, mapped_errors
+from gateway.triton.routing import Router
 from gateway.triton.stream import Response, StreamDecoder, read_response
 from gateway.triton.tensors import ModelSignature, build_inputs, requested_outputs
 
 
 class TritonBackend:
-    """``Backend`` over ``tritonclient.grpc.aio``, balanced by least outstanding requests.
+    """``Backend`` over ``tritonclient.grpc.aio``, routed by prompt prefix or least outstanding.
 
     Args:
-        urls: Triton gRPC endpoints (``host:port``).
+        urls: Triton gRPC endpoints (``host:port``, or ``dns://host:port`` for every address).
         tokens: counts generated text for models that give no counts.
         idle_timeout_s: a stream that sends nothing this long ends with 504.
         total_timeout_s: a whole call's limit.
         connect_timeout_s: limit for readiness and config calls.
+        router: how an endpoint is chosen (default: prefix affinity with bounded load).
+        resolve_s: how often ``dns://`` entries are resolved again.
+        resolver: replaces DNS for ``dns://`` entries (tests).
     """
 
     def __init__(self, urls: Sequence[str], tokens: Tokenizers, *, idle_timeout_s: float = 60.0,
                  total_timeout_s: float = 600.0, connect_timeout_s: float = 5.0,
-                 poll_s: float = 1.0) -> None:
-        self.endpoints = Endpoints(urls, poll_s=poll_s, timeout_s=connect_timeout_s)
+                 poll_s: float = 1.0, router: Router | None = None, resolve_s: float = 5.0,
+                 resolver: Resolver | None = None) -> None:
+        self.endpoints = Endpoints(urls, poll_s=poll_s, timeout_s=connect_timeout_s,
+                                   resolve_s=resolve_s, router=router, resolver=resolver)
         self.tokens = tokens
         self.idle_timeout_s = idle_timeout_s
         self.total_timeout_s = total_timeout_s
@@ -67,7 +74,7 @@ class TritonBackend:
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         entry = request.model
-        ep = await self.endpoints.pick(entry.triton_model)
+        ep = await self.endpoints.pick(entry.triton_model, request.prompt)
         sig = await self.signature(ep, entry.triton_model)
         # The client's x-request-id is for logs; Triton needs an id no other client can repeat.
         call_id = f"{request.request_id or 'req'}-{uuid.uuid4().hex[:12]}"
@@ -82,7 +89,7 @@ class TritonBackend:
                                 max_tokens=request.max_tokens, stops=request.stop,
                                 prompt_tokens=request.prompt_tokens,
                                 count=lambda text: self.tokens.count(entry, text))
-        ep.outstanding += 1
+        ep.begin(entry.triton_model)
         call = ep.client.stream_infer(requests(), stream_timeout=self.total_timeout_s)
         try:
             async for response in _responses(call, self.idle_timeout_s):
@@ -99,18 +106,18 @@ class TritonBackend:
                     raise ServiceUnavailableError("the model server closed the stream early")
             yield decoder.finish()
         finally:
-            ep.outstanding -= 1
+            ep.end(entry.triton_model)
             # Done, or the client left: cancelling the call makes Triton cancel the request
             # (a Python model sees is_cancelled()).
             call.cancel()
 
     async def embed(self, model: ModelEntry, texts: Sequence[str]) -> EmbeddingResult:
         ep = await self.endpoints.pick(model.triton_model)
-        ep.outstanding += 1
+        ep.begin(model.triton_model)
         try:
             return await embed(ep.client, model.triton_model, texts, self.total_timeout_s)
         finally:
-            ep.outstanding -= 1
+            ep.end(model.triton_model)
 
 
 async def _responses(call: Any, idle_timeout_s: float) -> AsyncIterator[Response]:

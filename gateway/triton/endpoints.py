@@ -1,4 +1,10 @@
-"""Triton endpoints: one gRPC client each, readiness polled in the background, least-outstanding choice."""
+"""Triton endpoints: one gRPC client each, found by discovery, readiness polled in the background.
+
+Endpoints come from fixed ``host:port`` entries and from ``dns://`` names re-resolved every
+``resolve_s`` (``discovery.py``); the ``Router`` (``routing.py``) picks one per request among
+those where the model is ready. An endpoint that leaves DNS takes no new requests and its client
+is closed once its last request ends.
+"""
 
 from __future__ import annotations
 
@@ -14,43 +20,76 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from gateway.errors import ServiceUnavailableError
+from gateway.triton.discovery import Discovery, Resolver
+from gateway.triton.routing import Router
 
 log = logging.getLogger("chungus.triton")
 
 
 @dataclass(eq=False)
 class Endpoint:
-    """One Triton server, with the requests this gateway has in flight on it."""
+    """One Triton server, with the requests this gateway has in flight on it, per model."""
 
     url: str
     client: grpcclient.InferenceServerClient
-    outstanding: int = 0
+    outstanding: dict[str, int] = field(default_factory=dict)
     ready_models: set[str] = field(default_factory=set)
     checked_at: float = 0.0
     healthy: bool = False
 
+    @property
+    def in_flight(self) -> int:
+        return sum(self.outstanding.values())
+
+    def begin(self, model: str) -> None:
+        self.outstanding[model] = self.outstanding.get(model, 0) + 1
+
+    def end(self, model: str) -> None:
+        left = self.outstanding.get(model, 0) - 1
+        if left > 0:
+            self.outstanding[model] = left
+        else:
+            self.outstanding.pop(model, None)
+
 
 class Endpoints:
-    """The Triton servers the gateway balances over; readiness never waits on the request path."""
+    """The Triton servers the gateway balances over; neither readiness nor DNS waits on a request.
 
-    def __init__(self, urls: Sequence[str], *, poll_s: float = 1.0, timeout_s: float = 5.0) -> None:
-        self.urls = list(urls)
+    Args:
+        targets: ``host:port`` and ``dns://host:port`` entries.
+        poll_s: readiness poll interval.
+        timeout_s: limit of one readiness call or DNS resolution.
+        resolve_s: DNS re-resolution interval.
+        router: the routing policy; default prefix affinity with bounded load.
+        resolver: replaces DNS (tests).
+    """
+
+    def __init__(self, targets: Sequence[str], *, poll_s: float = 1.0, timeout_s: float = 5.0,
+                 resolve_s: float = 5.0, router: Router | None = None,
+                 resolver: Resolver | None = None) -> None:
+        self.discovery = Discovery(targets, resolver, timeout_s=timeout_s)
         self.poll_s = poll_s
         self.timeout_s = timeout_s
+        self.resolve_s = resolve_s
+        self.router = router or Router()
         self.all: list[Endpoint] = []
-        self._poller: asyncio.Task[None] | None = None
+        self.retiring: list[Endpoint] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self.all = [Endpoint(u, grpcclient.InferenceServerClient(u)) for u in self.urls]
+        await self.discover()
         await self.refresh()
-        self._poller = asyncio.create_task(self._poll())
+        self._tasks.append(asyncio.create_task(self._poll()))
+        if self.discovery.dynamic:
+            self._tasks.append(asyncio.create_task(self._rediscover()))
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-        for ep in self.all:
+                await task
+        self._tasks.clear()
+        for ep in self.all + self.retiring:
             with contextlib.suppress(Exception):
                 await ep.client.close()
 
@@ -58,10 +97,48 @@ class Endpoints:
         while True:
             await asyncio.sleep(self.poll_s)
             await self.refresh()
+            await self.reap()
+
+    async def _rediscover(self) -> None:
+        while True:
+            await asyncio.sleep(self.resolve_s)
+            with contextlib.suppress(Exception):  # one failed round must not end discovery
+                await self.discover()
+
+    async def discover(self) -> None:
+        """Resolve every target; add new endpoints (readiness checked first), retire gone ones."""
+        urls = await self.discovery.urls()
+        current = {ep.url: ep for ep in self.all}
+        added: list[Endpoint] = []
+        for url in urls:
+            if url in current:
+                continue
+            back = next((ep for ep in self.retiring if ep.url == url), None)
+            if back is not None:
+                self.retiring.remove(back)
+            added.append(back or Endpoint(url, grpcclient.InferenceServerClient(url)))
+        await asyncio.gather(*(self._refresh(ep) for ep in added))
+        keep = set(urls)
+        gone = [ep for ep in self.all if ep.url not in keep]
+        self.all = [ep for ep in self.all if ep.url in keep] + added
+        self.retiring.extend(gone)
+        for ep in added:
+            log.info("triton endpoint %s added", ep.url)
+        for ep in gone:
+            log.info("triton endpoint %s removed (%d requests in flight)", ep.url, ep.in_flight)
+        await self.reap()
+
+    async def reap(self) -> None:
+        """Close the clients of removed endpoints that have nothing in flight."""
+        idle = [ep for ep in self.retiring if ep.in_flight == 0]
+        self.retiring = [ep for ep in self.retiring if ep.in_flight > 0]
+        for ep in idle:
+            with contextlib.suppress(Exception):
+                await ep.client.close()
 
     async def refresh(self) -> None:
         """Ask every endpoint which models are ready (in parallel)."""
-        await asyncio.gather(*(self._refresh(ep) for ep in self.all))
+        await asyncio.gather(*(self._refresh(ep) for ep in list(self.all)))
 
     async def _refresh(self, ep: Endpoint) -> None:
         try:
@@ -87,8 +164,8 @@ class Endpoints:
     def any_healthy(self) -> bool:
         return any(ep.healthy for ep in self.all)
 
-    async def pick(self, triton_model: str) -> Endpoint:
-        """The least busy endpoint where the model is ready.
+    async def pick(self, triton_model: str, prompt: str = "") -> Endpoint:
+        """The endpoint for this request among those where the model is ready (see ``Router``).
 
         Raises:
             ServiceUnavailableError: no endpoint has the model ready (``model_not_ready``).
@@ -100,4 +177,5 @@ class Endpoints:
         if not candidates:
             raise ServiceUnavailableError(f"model backend '{triton_model}' is not ready",
                                           code="model_not_ready")
-        return min(candidates, key=lambda ep: ep.outstanding)
+        loads = [ep.outstanding.get(triton_model, 0) for ep in candidates]
+        return candidates[self.router.choose([ep.url for ep in candidates], loads, prompt)]
