@@ -24,7 +24,7 @@ async def test_one_minute_of_64_streams_has_no_errors_and_flat_memory(tmp_path: 
     assert result.errors == 0, result.error_examples
     assert result.requests >= 64 * 5  # every client got through several streams
     start, middle, end = result.marks()
-    assert start.at_s == 0 and end.at_s >= 59 and start.requests < middle.requests < end.requests
+    assert start.at_s < 2 and end.at_s >= 59 and start.requests < middle.requests < end.requests
     growth = result.growth_mib()
     # some 2,000+ requests a minute here: a leak of 10 KiB each would reach 20 MiB
     assert growth["gateway"] < 20 and growth["triton"] < 20 and growth["stubs"] < 20, growth
