@@ -134,3 +134,18 @@ async def test_disconnect_cancels_the_llama_sequence(aclient: openai.AsyncOpenAI
     out = await aclient.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=0, max_tokens=8)
     assert out.usage.completion_tokens > 0
     assert time.perf_counter() - start < 10
+
+
+VISION = "tiny-llava-random"
+
+
+def test_vision_model_honors_min_tokens_and_penalties(client: openai.OpenAI) -> None:
+    def ask(**extra: float) -> tuple[str, int, str]:
+        out = client.chat.completions.create(model=VISION, messages=FRANCE, temperature=0, max_tokens=16,
+                                             extra_body={"min_tokens": 16, **extra})
+        return out.choices[0].message.content, out.usage.completion_tokens, out.choices[0].finish_reason
+
+    plain, n, finish = ask()
+    assert (n, finish) == (16, "length")
+    assert ask(repetition_penalty=3.0)[0] != plain
+    assert ask(frequency_penalty=2.0)[0] != plain

@@ -170,3 +170,34 @@ def test_thread_setting_auto_or_capped() -> None:
     assert machine.threads("0", budget=3) == 3
     assert machine.threads(8, budget=2) == 2
     assert machine.threads("1", budget=2) == 1
+
+
+def _feed(tuner, seconds_per_token: dict[int, float], steps: int) -> list[int]:  # type: ignore[no-untyped-def]
+    used = []
+    threads = tuner.active
+    for _ in range(steps):
+        used.append(threads)
+        threads = tuner.record(seconds_per_token[threads] * 4, 4)
+    return used
+
+
+def test_thread_tuner_drops_to_one_thread_when_two_are_slower() -> None:
+    tuner = machine.ThreadTuner(2, window=4, explore_every=2, window_s=1e9)
+    used = _feed(tuner, {2: 0.9, 1: 0.115}, steps=40)
+    assert used[:8] == [2] * 8  # two windows at 2 threads, then one exploring 1 thread
+    assert used[8:12] == [1] * 4
+    assert tuner.current == 1 and used[-1] == 1 and tuner.switches == 1
+
+
+def test_thread_tuner_keeps_all_threads_when_they_are_faster() -> None:
+    tuner = machine.ThreadTuner(2, window=4, explore_every=2, window_s=1e9)
+    used = _feed(tuner, {2: 0.006, 1: 0.010}, steps=40)
+    assert tuner.current == 2 and tuner.switches == 0
+    assert used.count(1) == 12  # exploring one window in every three, never switching
+    assert machine.ThreadTuner(1).record(1.0, 4) == 1  # one CPU: nothing to tune
+
+
+def test_thread_tuner_windows_end_after_a_time_limit() -> None:
+    tuner = machine.ThreadTuner(2, window=32, explore_every=1, window_s=0.5)
+    assert tuner.record(0.4, 4) == 2  # one step is never a window
+    assert tuner.record(0.4, 4) == 1  # 0.8 s: the window ends and the next one explores 1 thread

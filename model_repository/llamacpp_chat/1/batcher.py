@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import llama_cpp as L
+from machine import ThreadTuner
 from schedule import plan_step
 from slots import SlotTable
 
@@ -76,7 +77,7 @@ class Batcher(threading.Thread):
 
     def __init__(self, model: Any, vocab: Any, *, parallel: int, ctx_per_seq: int, kv_cells: int,
                  n_seq: int, threads: int, n_batch: int = 512, prefill_chunk: int = 256,
-                 threads_batch: int | None = None) -> None:
+                 threads_batch: int | None = None, adapt_threads: bool = True) -> None:
         super().__init__(daemon=True, name="llamacpp-batcher")
         n_seq = max(n_seq, parallel + 1)
         params = L.llama_context_default_params()
@@ -107,6 +108,8 @@ class Batcher(threading.Thread):
         self.inbox: queue.Queue[Sequence | None] = queue.Queue()
         self.batch = L.llama_batch_init(n_batch + parallel, 0, 1)
         self.stats = Stats()
+        self.tuner = ThreadTuner(threads if adapt_threads else 1)
+        self.threads = threads
         self._running = True
 
     def submit(self, seq: Sequence) -> None:
@@ -214,6 +217,11 @@ class Batcher(threading.Thread):
         st.steps += 1
         st.decode_s += t1 - t0
         st.decoded_tokens += n
+        if not chunks and len(self.tuner.options) > 1:
+            threads = self.tuner.record(t1 - t0, n)
+            if threads != self.threads:
+                L.llama_set_n_threads(self.ctx, threads, threads)
+                self.threads = threads
         if rc != 0:
             for s in decoding + [c[0] for c in chunks]:
                 self._fail(s, f"llama_decode failed ({rc})")

@@ -51,7 +51,8 @@ class TritonPythonModel:
         self.add_bos = self.llm._model.add_bos_token()
         self.batcher = Batcher(self.llm._model.model, self.llm._model.vocab, parallel=parallel,
                                ctx_per_seq=self.n_ctx, kv_cells=kv_cells, n_seq=n_seq, threads=threads,
-                               n_batch=n_batch, prefill_chunk=chunk)
+                               n_batch=n_batch, prefill_chunk=chunk,
+                               adapt_threads=params.get("adapt_threads", "true").lower() != "false")
         self.batcher.start()
         self.pieces = {}
         self.logger = pb_utils.Logger
@@ -143,7 +144,8 @@ class TritonPythonModel:
         self.logger.log_info(
             f"llamacpp_chat: served {self.served}, cancelled {self.cancelled}; {stats.steps} steps, "
             f"decode {stats.decode_s:.2f} s, sampling {stats.sample_s:.2f} s, token callbacks "
-            f"{stats.callback_s:.2f} s; prompt tokens evaluated {stats.prompt_tokens}, reused from the "
+            f"{stats.callback_s:.2f} s; threads {self.batcher.threads} ({self.batcher.tuner.switches} switches); "
+            f"prompt tokens evaluated {stats.prompt_tokens}, reused from the "
             f"prefix cache {stats.reused_tokens} ({table.hits} hits); llama.cpp {perf}")
         self.llm.close()
 

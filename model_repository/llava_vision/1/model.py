@@ -132,17 +132,27 @@ class TritonPythonModel:
                              f"the context window is {self.context_length}")
         return ids.to(self.device)
 
-    def _sample(self, logits, p, generated, generator):
+    def _sample(self, logits, p, generated, generator, prompt_ids=None):
+        """One token. Repetition penalty counts prompt and output tokens (as Hugging Face, vLLM and
+        TensorRT-LLM do); frequency and presence penalties count output tokens (OpenAI); until
+        ``min_tokens`` tokens exist, end-of-sequence tokens cannot be drawn."""
         torch = self.torch
         logits = logits.float()
-        if generated and (p["repetition_penalty"] != 1.0 or p["frequency_penalty"] or p["presence_penalty"]):
+        if p["repetition_penalty"] != 1.0:
+            seen = torch.tensor(generated, dtype=torch.long, device=logits.device)
+            if prompt_ids is not None:
+                seen = torch.cat([prompt_ids.reshape(-1).to(logits.device), seen])
+            hit = torch.zeros_like(logits, dtype=torch.bool)
+            hit[seen[(seen >= 0) & (seen < logits.numel())]] = True
+            penalised = torch.where(logits > 0, logits / p["repetition_penalty"], logits * p["repetition_penalty"])
+            logits = torch.where(hit, penalised, logits)
+        if generated and (p["frequency_penalty"] or p["presence_penalty"]):
             seen = torch.tensor(generated, device=logits.device)
-            counts = torch.bincount(seen, minlength=logits.numel()).to(logits.dtype)
-            if p["repetition_penalty"] != 1.0:
-                hit = counts > 0
-                penalised = torch.where(logits > 0, logits / p["repetition_penalty"], logits * p["repetition_penalty"])
-                logits = torch.where(hit, penalised, logits)
+            counts = torch.bincount(seen, minlength=logits.numel())[:logits.numel()].to(logits.dtype)
             logits = logits - p["frequency_penalty"] * counts - p["presence_penalty"] * (counts > 0).to(logits.dtype)
+        if len(generated) < p.get("min_tokens", 0):
+            eos = [t for t in self.eos if 0 <= t < logits.numel()]
+            logits[eos] = -float("inf")
         if p["temperature"] == 0:
             return int(torch.argmax(logits))
         logits = logits / p["temperature"]
@@ -172,7 +182,7 @@ class TritonPythonModel:
                                      f"(cancelled total {self.cancelled})")
                 sender.send(flags=_FINAL)
                 return
-            token = self._sample(out.logits[0, -1], p, generated, generator)
+            token = self._sample(out.logits[0, -1], p, generated, generator, ids)
             if token in self.eos:
                 finish = "stop"
                 break
