@@ -266,6 +266,20 @@ def _operation(method: str, prefix: str, path: str, name: str) -> dict[str, Any]
     return out
 
 
+CHAT_ROLES = ("system", "user", "assistant", "developer")  # as gateway.chat.messages accepts them
+
+
+def _refine(schemas: dict[str, Any]) -> None:
+    """Value rules the services check beyond the wire types, so the document promises them too."""
+    schemas["ChatMessage"]["properties"]["role"] = {"enum": list(CHAT_ROLES)}
+    embedding = schemas["EmbeddingRequest"]
+    embedding["properties"]["input"] = {
+        "description": "Text to embed: a string or an array of strings (token ids are refused)",
+        "anyOf": [{"type": "string", "minLength": 1},
+                  {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}]}
+    embedding["required"] = sorted({*embedding.get("required", ()), "input"})
+
+
 def _version() -> str:
     try:
         return metadata.version("chungus")
@@ -294,6 +308,7 @@ def build_document(handlers: Iterable[HTTPRouteHandler]) -> dict[str, Any]:
     kinds += [k for op in OPERATIONS.values() for k in (op.request, *op.ok.values()) if k is not None]
     _, schemas = msgspec.json.schema_components(list(dict.fromkeys(kinds)), schema_hook=_schema_hook,
                                                 ref_template=REF)
+    _refine(schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "CHUNGUS", "version": _version(),

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 from litestar.testing import TestClient
 
+from gateway.chat.messages import _ROLES
 from gateway.openapi import OPERATIONS
 from gateway.registry import ModelEntry, Registry
 from tests.integration.keys_support import ADMIN, auth, security_client
@@ -79,11 +80,24 @@ def test_chat_request_schema_comes_from_the_wire_struct(doc: dict[str, Any]) -> 
     assert "additionalProperties" not in request  # OpenAI SDKs send extras; they are ignored
     message = doc["components"]["schemas"]["ChatMessage"]
     assert message["required"] == ["role"]
+    assert set(message["properties"]["role"]["enum"]) == _ROLES == {"system", "user", "assistant",
+                                                                     "developer"}
     text = doc["components"]["schemas"]["TextPart"]
     assert text["properties"]["type"] == {"enum": ["text"]}
     _validate(doc, ref, {"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_k": 5})
     with pytest.raises(jsonschema.ValidationError):
         _validate(doc, ref, {"model": "m"})
+
+
+def test_embedding_input_is_required_and_textual(doc: dict[str, Any]) -> None:
+    ref = {"$ref": "#/components/schemas/EmbeddingRequest"}
+    request = _resolve(doc, ref)
+    assert request["required"] == ["input", "model"]
+    _validate(doc, ref, {"model": "e", "input": ["a", "b"]})
+    for bad in ({"model": "e"}, {"model": "e", "input": ""}, {"model": "e", "input": [1, 2]},
+                {"model": "e", "input": []}):
+        with pytest.raises(jsonschema.ValidationError):
+            _validate(doc, ref, bad)
 
 
 def test_responses_and_streams(doc: dict[str, Any]) -> None:
