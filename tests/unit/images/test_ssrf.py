@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from gateway.images.ssrf import BlockedURL, UrlPolicy, blocked_reason, parse_ip_host
+from gateway.images.ssrf import BlockedURL, Target, UrlPolicy, blocked_reason, embedded_ipv4, parse_ip_host
 
 P = "messages[0].content[0].image_url.url"
 
@@ -117,3 +117,121 @@ def test_reasons_name_the_range() -> None:
     assert "metadata" in blocked_reason(ipaddress.ip_address("169.254.169.254"))  # type: ignore[operator]
     assert "embedded" in blocked_reason(ipaddress.ip_address("::ffff:10.0.0.1"))  # type: ignore[operator]
     assert blocked_reason(ipaddress.ip_address("8.8.8.8")) is None
+
+
+@pytest.mark.parametrize(("address", "reason"), [
+    ("127.0.0.1", "a loopback address"), ("169.254.1.1", "a link-local address"),
+    ("10.0.0.1", "a private address"), ("224.0.0.1", "a multicast address"),
+    ("240.0.0.1", "a private address"), ("100.64.0.1", "a special-purpose address"),
+    ("192.0.0.8", "a special-purpose address"), ("169.254.169.254", "a cloud metadata address"),
+    ("100.100.100.200", "a cloud metadata address"), ("::1", "a loopback address"),
+    ("fe80::1", "a link-local address"), ("fc00::1", "a private address"),
+    ("ff02::1", "a multicast address"), ("3fff::1", "a special-purpose address"),
+    ("fec0::1", "a special-purpose address"), ("64:ff9b:1::1", "a reserved address"),
+    ("fd00:ec2::254", "a cloud metadata address"),
+    ("::ffff:7f00:1", "a loopback address (embedded in ::ffff:7f00:1)"),
+    ("2002:a00:1::", "a private address (embedded in 2002:a00:1::)"),
+    ("64:ff9b::a9fe:a9fe", "a cloud metadata address (embedded in 64:ff9b::a9fe:a9fe)"),
+    ("8.8.8.8", None), ("::ffff:8.8.8.8", None), ("2606:4700:4700::1111", None),
+])
+def test_blocked_reason_names_the_range(address: str, reason: str | None) -> None:
+    assert blocked_reason(ipaddress.ip_address(address)) == reason
+
+
+@pytest.mark.parametrize(("address", "inner"), [
+    ("::ffff:1.2.3.4", "1.2.3.4"), ("2002:102:304::", "1.2.3.4"), ("::1.2.3.4", "1.2.3.4"),
+    ("64:ff9b::102:304", "1.2.3.4"),
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo: the client, not the server
+    ("::1", None), ("::", None), ("2606:4700::1111", None), ("1.2.3.4", None),
+])
+def test_embedded_ipv4(address: str, inner: str | None) -> None:
+    got = embedded_ipv4(ipaddress.ip_address(address))
+    assert (str(got) if got is not None else None) == inner
+
+
+@pytest.mark.parametrize(("host", "ip"), [
+    ("127.0.0.1.", "127.0.0.1"), ("fe80::1%eth0", "fe80::1"), ("[fe80::1%25eth0]", "fe80::1"),
+    ("", None), ("0x", None), ("1.2.3.4.5", None), ("0xg", None), (".1", None), ("a.1", None),
+])
+def test_more_host_spellings(host: str, ip: str | None) -> None:
+    parsed = parse_ip_host(host)
+    assert (str(parsed) if parsed else None) == ip
+
+
+def _blocked(policy: UrlPolicy, url: str) -> BlockedURL:
+    with pytest.raises(BlockedURL) as info:
+        policy.check_url(url, P)
+    assert info.value.param == P and info.value.status == 400
+    return info.value
+
+
+@pytest.mark.parametrize(("policy", "url", "message", "code"), [
+    (UrlPolicy(), "http://8.8.8.8/x", "Image URLs must use https, or be data: URIs", "invalid_image_url"),
+    (UrlPolicy(allow_http=True), "ftp://8.8.8.8/x", "Image URLs must use https or http, or be data: URIs",
+     "invalid_image_url"),
+    (UrlPolicy(), "https://u:p@8.8.8.8/x", "Image URLs need a host, a valid port and no credentials",
+     "invalid_image_url"),
+    (UrlPolicy(), "https://8.8.8.8:65536/x", "Image URLs need a host, a valid port and no credentials",
+     "invalid_image_url"),
+    (UrlPolicy(), "https://8.8.8.8:abc/", "Invalid image URL", "invalid_image_url"),
+    (UrlPolicy(), "https://[::1/x.png", "Invalid image URL", "invalid_image_url"),
+    (UrlPolicy(), "https://127.0.0.1:abc/", "Image URL points to a loopback address", "image_url_blocked"),
+    (UrlPolicy(), "https://localhost./x", "Image host 'localhost' is a local name", "image_url_blocked"),
+    (UrlPolicy(), "https://a.b.internal/x", "Image host 'a.b.internal' is a local name", "image_url_blocked"),
+    (UrlPolicy(), "https://0x7f.1/x", "Image URL points to a loopback address", "image_url_blocked"),
+    (UrlPolicy(denied_hosts=("", "Evil.Example.",)), "https://evil.example/x",
+     "Image host 'evil.example' is denied by this server", "image_url_blocked"),
+    (UrlPolicy(denied_hosts=("[::1]",)), "https://[::1]/x", "Image host '::1' is denied by this server",
+     "image_url_blocked"),
+    (UrlPolicy(denied_hosts=("10.0.0.0/99", "8.8.0.0/16")), "https://8.8.8.8/x",
+     "Image host '8.8.8.8' is denied by this server", "image_url_blocked"),
+    (UrlPolicy(allowed_hosts=("8.8.8.8",), denied_hosts=("8.8.8.8",)), "https://8.8.8.8/x",
+     "Image host '8.8.8.8' is denied by this server", "image_url_blocked"),
+    (UrlPolicy(allowed_hosts=("*.corp.example",)), "https://xcorp.example.internal/x",
+     "Image host 'xcorp.example.internal' is a local name", "image_url_blocked"),
+])
+def test_refusals_say_why(policy: UrlPolicy, url: str, message: str, code: str) -> None:
+    err = _blocked(policy, url)
+    assert (err.message, err.code) == (message, code)
+
+
+def test_allowed_rules_are_trimmed_and_exempt_their_hosts() -> None:
+    policy = UrlPolicy(allowed_hosts=("", "10.0.0.0/99", " Images.Internal. ", "127.0.0.0/8", "*.corp.local"))
+    assert policy.check_url("https://images.internal/x", P).host == "images.internal"
+    assert policy.check_url("https://127.0.0.2/x", P).host == "127.0.0.2"
+    assert policy.check_url("https://a.corp.local/x", P).host == "a.corp.local"
+    assert _blocked(policy, "https://corp.local/x").message == "Image host 'corp.local' is a local name"
+    policy.check_address("images.internal", ipaddress.ip_address("10.1.1.1"), P)
+    policy.check_address("anything", ipaddress.ip_address("127.9.9.9"), P)
+
+
+def test_check_address_messages() -> None:
+    policy = UrlPolicy(denied_hosts=("bad.example", "9.9.9.9"))
+    with pytest.raises(BlockedURL) as info:
+        policy.check_address("rebind.example", ipaddress.ip_address("192.168.1.1"), P)
+    assert (info.value.message, info.value.code, info.value.param) == (
+        "Image URL host 'rebind.example' resolves to a private address", "image_url_blocked", P)
+    with pytest.raises(BlockedURL) as denied:
+        policy.check_address("bad.example", ipaddress.ip_address("8.8.8.8"), P)
+    assert denied.value.message == "Image host 'bad.example' is denied by this server"
+    with pytest.raises(BlockedURL) as by_ip:
+        policy.check_address("good.example", ipaddress.ip_address("9.9.9.9"), P)
+    assert by_ip.value.message == "Image host 'good.example' is denied by this server"
+    policy.check_address("good.example", ipaddress.ip_address("8.8.8.8"), P)
+
+
+@pytest.mark.parametrize(("policy", "url", "target"), [
+    (UrlPolicy(allow_http=True), "http://example.com/a?b=1",
+     Target("http", "example.com", 80, b"/a?b=1", b"example.com")),
+    (UrlPolicy(allow_http=True), "http://example.com:80/", Target("http", "example.com", 80, b"/", b"example.com")),
+    (UrlPolicy(allow_http=True), "http://example.com:443/",
+     Target("http", "example.com", 443, b"/", b"example.com:443")),
+    (UrlPolicy(), "https://example.com:443/", Target("https", "example.com", 443, b"/", b"example.com")),
+    (UrlPolicy(), "https://example.com:80/", Target("https", "example.com", 80, b"/", b"example.com:80")),
+    (UrlPolicy(), "https://Example.COM./x", Target("https", "example.com", 443, b"/x", b"example.com")),
+    (UrlPolicy(), "https://example.com:65535/", Target("https", "example.com", 65535, b"/", b"example.com:65535")),
+    (UrlPolicy(), "https://[2606:4700:4700::1111]:8443/x",
+     Target("https", "2606:4700:4700::1111", 8443, b"/x", b"[2606:4700:4700::1111]:8443")),
+])
+def test_targets(policy: UrlPolicy, url: str, target: Target) -> None:
+    assert policy.check_url(url, P) == target

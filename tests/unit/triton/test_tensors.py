@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gateway.backends.base import GenerationRequest
 from gateway.registry import ModelEntry
-from gateway.triton.tensors import ModelSignature, build_inputs, requested_outputs
+from gateway.triton.tensors import ModelSignature, TensorSpec, build_inputs, model_streams, requested_outputs
 
 ENTRY = ModelEntry(id="m", triton_model="m")
 
@@ -156,3 +157,110 @@ def test_llmapi_contract_values_and_streaming_for_stop_sequences() -> None:
         "sampling_param_exclude_input_from_output": True, "return_finish_reason": True}
     plain = GenerationRequest(model=LLMAPI, prompt="p", max_tokens=9, stream=False)
     assert _values(build_inputs(_sig(LLMAPI_INPUTS), plain))["streaming"] is False
+
+
+def test_signature_from_config_reads_every_field_and_its_defaults() -> None:
+    sig = ModelSignature.from_config({
+        "name": "bls", "max_batch_size": 1,
+        "input": [{"name": "a", "dims": ["-1", "3"], "optional": True},
+                  {"name": "b", "data_type": "TYPE_INT64"}],
+        "output": [{"name": "text_output"}, {"name": "finish_reason"}],
+        "platform": "ensemble",
+    })
+    assert sig == ModelSignature(
+        name="bls", inputs={"a": TensorSpec("a", "TYPE_FP32", (-1, 3), True),
+                            "b": TensorSpec("b", "TYPE_INT64", (), False)},
+        outputs=("text_output", "finish_reason"), batched=True, decoupled=True)
+    assert ModelSignature.from_config({}) == ModelSignature(name="", inputs={}, outputs=(),
+                                                            batched=False, decoupled=False)
+    plain = ModelSignature.from_config({"max_batch_size": 0, "platform": "python",
+                                        "model_transaction_policy": {"decoupled": False}})
+    assert (plain.batched, plain.decoupled) == (False, False)
+
+
+def test_find_takes_the_first_declared_spelling() -> None:
+    sig = _sig([("seed", "TYPE_UINT64", [1]), ("random_seed", "TYPE_INT64", [1])])
+    assert sig.find("random_seed", "seed") == TensorSpec("random_seed", "TYPE_INT64", (1,), False)
+    assert sig.find("seed", "random_seed") == TensorSpec("seed", "TYPE_UINT64", (1,), False)
+    assert sig.find("nope", "also_nope") is None
+
+
+def test_requested_outputs_in_a_fixed_order() -> None:
+    sig = ModelSignature.from_config({"output": [
+        {"name": n} for n in ("finish_reason", "extra", "num_output_tokens", "num_input_tokens",
+                              "text_output")]})
+    assert [o._output.name for o in requested_outputs(sig)] == [
+        "text_output", "num_input_tokens", "num_output_tokens", "finish_reason"]
+
+
+def test_models_that_are_not_chat_models_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"^model 'm' does not declare text_input and max_tokens$"):
+        build_inputs(_sig([("text_input", "TYPE_STRING", [-1])]),
+                     GenerationRequest(model=ENTRY, prompt="x", max_tokens=1))
+    with pytest.raises(ValueError, match=r"^model 'm' does not declare text_input and max_tokens$"):
+        build_inputs(_sig([("max_tokens", "TYPE_INT32", [1])]),
+                     GenerationRequest(model=ENTRY, prompt="x", max_tokens=1))
+    for inputs in ([("text_input", "TYPE_STRING", [-1])], [("sampling_param_max_tokens", "TYPE_INT32", [1])]):
+        with pytest.raises(ValueError, match=r"^model 'm' is not an LLM API model$"):
+            build_inputs(_sig(inputs), GenerationRequest(model=LLMAPI, prompt="x", max_tokens=1))
+
+
+def test_old_max_tokens_name_and_unknown_dtypes_as_bytes() -> None:
+    sig = _sig([("text_input", "TYPE_WEIRD", [-1]), ("request_output_len", "TYPE_UINT32", [1])],
+               batched=False)
+    tensors = build_inputs(sig, GenerationRequest(model=ENTRY, prompt="h\u00e9", max_tokens=7))
+    assert _by_name(tensors) == {"text_input": ("BYTES", [1]), "request_output_len": ("UINT32", [1])}
+    assert _values(tensors) == {"text_input": "h\u00e9", "request_output_len": 7}
+
+
+def test_unbatched_lists_keep_their_length() -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [-1]), ("max_tokens", "TYPE_INT32", [1]),
+                ("stop_words", "TYPE_STRING", [-1])], batched=False)
+    tensors = build_inputs(sig, GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, stop=("a", "bc")))
+    assert _by_name(tensors)["stop_words"] == ("BYTES", [2])
+    assert _values(tensors)["stop_words"] == ["a", "bc"]
+
+
+def test_image_arrays_are_converted_and_keep_a_batch_dim_they_already_have() -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [1]), ("max_tokens", "TYPE_INT32", [1]),
+                ("image_input", "TYPE_FP16", [3, 2])])
+    pixels = np.array([[[0.5, 1.0], [2.0, 3.0], [4.0, 5.0]]], dtype=np.float32)  # already [1, 3, 2]
+    tensors = build_inputs(sig, GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, images=pixels))
+    assert _by_name(tensors)["image_input"] == ("FP16", [1, 3, 2])
+    assert _values(tensors)["image_input"] == [0.5, 1.0, 2.0, 3.0, 4.0, 5.0]
+    unbatched = _sig([("text_input", "TYPE_STRING", [1]), ("max_tokens", "TYPE_INT32", [1]),
+                      ("image_input", "TYPE_FP16", [3, 2])], batched=False)
+    got = build_inputs(unbatched, GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, images=pixels[0]))
+    assert _by_name(got)["image_input"] == ("FP16", [3, 2])
+
+
+def test_top_k_given_with_greedy_and_no_empty_stop_words() -> None:
+    req = GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, temperature=0.0, top_k=5, stop=())
+    got = _values(build_inputs(_sig(FULL), req))
+    assert got["top_k"] == 5 and "stop_words" not in got
+    warm = _values(build_inputs(_sig(FULL), GenerationRequest(model=ENTRY, prompt="x", max_tokens=1,
+                                                               temperature=0.5)))
+    assert "top_k" not in warm and "seed" not in warm
+
+
+@pytest.mark.parametrize(("model", "stream", "stop", "decoupled", "expected"), [
+    (LLMAPI, False, ("x",), True, True), (LLMAPI, False, (), True, False),
+    (LLMAPI, False, ("x",), False, False), (ENTRY, False, ("x",), True, False),
+    (ENTRY, True, (), True, True), (ENTRY, True, (), False, False),
+])
+def test_model_streams(model: ModelEntry, stream: bool, stop: tuple[str, ...], decoupled: bool,
+                       expected: bool) -> None:
+    sig = ModelSignature("m", {}, (), True, decoupled)
+    req = GenerationRequest(model=model, prompt="x", max_tokens=1, stream=stream, stop=stop)
+    assert model_streams(sig, req) is expected
+
+
+def test_llmapi_greedy_seed_wrap_and_no_streaming_input() -> None:
+    inputs = [i for i in LLMAPI_INPUTS if i[0] != "streaming"]
+    req = GenerationRequest(model=LLMAPI, prompt="p", max_tokens=3, temperature=0.0, seed=-2, stream=True)
+    got = _values(build_inputs(_sig(inputs), req))
+    assert got == {"text_input": "p", "sampling_param_max_tokens": 3, "sampling_param_temperature": 0.0,
+                   "sampling_param_top_k": 1, "sampling_param_seed": 2**64 - 2,
+                   "sampling_param_exclude_input_from_output": True, "return_finish_reason": True}
+    chosen = GenerationRequest(model=LLMAPI, prompt="p", max_tokens=3, temperature=0.0, top_k=7)
+    assert _values(build_inputs(_sig(LLMAPI_INPUTS), chosen))["sampling_param_top_k"] == 7
