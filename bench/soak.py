@@ -8,8 +8,10 @@ checks every stream: status 200, the echoed words in order, a final chunk, ``dat
 RSS of the gateway process and of Triton (server and stubs) is sampled at start (after a
 warm-up), middle and end, and every ``--sample-s`` seconds.
 
-Run: ``.venv/bin/python -m bench.soak --minutes 10`` (``make soak``); exits 1 on any error or on
-memory growth above ``--max-growth-mib``.
+Run: ``.venv/bin/python -m bench.soak --minutes 10`` (``make soak``); exits 1 on any error, on
+memory growth above ``--max-growth-mib`` start to end, or on a steady slope above
+``--max-kib-per-request`` from the middle to the end (a leak of about 1 KiB per request is 24 MiB in
+ten minutes here: under a plain MiB bound, over this one).
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ class SoakResult:
                 "triton": round(end.triton_mib - start.triton_mib, 1),
                 "stubs": round(end.stubs_mib - start.stubs_mib, 1)}
 
+    def kib_per_request(self) -> dict[str, float]:
+        """Growth from the middle to the end per request served meanwhile (warm-up excluded): a
+        leak shows as a steady slope, allocator noise does not."""
+        _, middle, end = self.marks()
+        served = max(1, end.requests - middle.requests)
+        return {name: round((getattr(end, f"{name}_mib") - getattr(middle, f"{name}_mib")) * 1024 / served, 2)
+                for name in ("gateway", "triton", "stubs")}
+
     def summary(self) -> str:
         start, middle, end = self.marks()
         rows = "\n".join(f"  {name:6} t={s.at_s:6.0f}s  gateway {s.gateway_mib:7.1f} MiB  triton "
@@ -71,7 +81,8 @@ class SoakResult:
         return (f"soak: {self.minutes:g} min, {self.concurrency} concurrent streams, {self.words} words each\n"
                 f"  requests {self.requests} ({self.requests_per_s:.1f}/s), errors {self.errors}, "
                 f"latency p50 {self.latency_p50_ms:.0f} ms p99 {self.latency_p99_ms:.0f} ms\n{rows}\n"
-                f"  growth start->end (MiB): {self.growth_mib()}")
+                f"  growth start->end (MiB): {self.growth_mib()}\n"
+                f"  growth middle->end per request (KiB): {self.kib_per_request()}")
 
 
 def _expected(words: int) -> str:
@@ -172,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-s", type=float, default=15.0)
     parser.add_argument("--max-growth-mib", type=float, default=32.0,
                         help="fail if gateway or Triton RSS grows more than this, start to end")
+    parser.add_argument("--max-kib-per-request", type=float, default=0.5,
+                        help="fail if any process grows faster than this from the middle to the end")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="chungus-soak-") as tmp:
@@ -186,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     print(result.summary())
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({**asdict(result), "growth_mib": result.growth_mib()}, indent=1))
-    grew = {k: v for k, v in result.growth_mib().items() if v > args.max_growth_mib}
+        args.out.write_text(json.dumps({**asdict(result), "growth_mib": result.growth_mib(),
+                                        "kib_per_request": result.kib_per_request()}, indent=1))
+    grew = {k: f"{v} MiB" for k, v in result.growth_mib().items() if v > args.max_growth_mib}
+    grew |= {k: f"{v} KiB/request" for k, v in result.kib_per_request().items()
+             if v > args.max_kib_per_request}
     if result.errors or grew:
         print(f"FAILED: {result.errors} errors {result.error_examples[:3]}; grew {grew}", file=sys.stderr)
         return 1
