@@ -6,9 +6,11 @@ import base64
 import contextlib
 import io
 import ssl
+import struct
 import subprocess
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,49 @@ def make_image(fmt: str = "PNG", size: tuple[int, int] = (96, 72),
         image = image.convert(mode)
     buf = io.BytesIO()
     image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def big_png(size: tuple[int, int] = (5792, 5792), mode: str = "RGBA") -> bytes:
+    """A large 8-bit PNG written row by row (no full image in memory), compressing to little.
+
+    A moving band gives the decoder real work; 5792x5792 RGBA (34 Mpx, 128 MiB decoded) is about
+    170 KB, like the one in issue 12.
+    """
+    width, height = size
+    bands = {"RGBA": 4, "RGB": 3, "L": 1}[mode]
+    color_type = {"RGBA": 6, "RGB": 2, "L": 0}[mode]
+    pixel = bytes([200, 30, 30, 128][:bands]) if bands > 1 else b"\x80"
+    base = bytearray(pixel * width)
+    packer = zlib.compressobj(6)
+    idat = []
+    for y in range(height):
+        row = bytearray(base)
+        x = (y * 7) % width
+        row[x * bands:(x + 16) * bands] = b"\x10" * len(row[x * bands:(x + 16) * bands])
+        idat.append(packer.compress(b"\x00" + bytes(row)))
+    idat.append(packer.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(idat))
+            + _chunk(b"IEND", b""))
+
+
+def png_claiming(size: tuple[int, int]) -> bytes:
+    """A valid-looking PNG header for ``size`` pixels and almost no data: a bomb's first bytes."""
+    ihdr = struct.pack(">IIBBBBB", size[0], size[1], 8, 6, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+            + _chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _chunk(b"IEND", b""))
+
+
+def animated(fmt: str, frames: int, size: tuple[int, int] = (32, 32)) -> bytes:
+    """An animated PNG, WebP or GIF of ``frames`` frames, each a different colour."""
+    images = [Image.new("RGB", size, (i % 256, 255 - i % 256, (7 * i) % 256)) for i in range(frames)]
+    buf = io.BytesIO()
+    images[0].save(buf, format=fmt, save_all=True, append_images=images[1:], duration=10, loop=0)
     return buf.getvalue()
 
 

@@ -4,14 +4,16 @@ transparency onto white like Hugging Face, and corrupt files become 400s, never 
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from gateway.errors import InvalidRequestError
-from gateway.images.decode import decode_image
-from tests.images import make_image
+from gateway.images.decode import Plan, decode, decode_image, open_image, plan, reduction
+from gateway.registry import ImageProcessorConfig
+from tests.images import animated, big_png, make_image, png_claiming
 
 P = "messages[0].content[0].image_url.url"
 
@@ -81,3 +83,126 @@ def test_bad_bytes(data: bytes, code: str) -> None:
 def test_gif_and_tiff_are_refused_even_though_pillow_reads_them() -> None:
     for fmt in ("GIF", "TIFF", "BMP"):
         assert _code(make_image(fmt)) == "unsupported_image_format"
+
+
+# --- Bombs and budgets: refused from the header, fast; big images decoded small -----------------
+
+CLIP_336 = ImageProcessorConfig()  # short side 336, crop 336
+
+
+def _timed_code(data: bytes, max_pixels: int = 16 * 1024 * 1024, seconds: float = 1.0) -> str | None:
+    start = time.perf_counter()
+    code = _code(data, max_pixels)
+    assert time.perf_counter() - start < seconds
+    return code
+
+
+@pytest.mark.parametrize("size", [(100_000, 100_000), (2**31 - 1, 1), (5792, 5792), (4097, 4097)])
+def test_huge_dimensions_in_a_tiny_png(size: tuple[int, int]) -> None:
+    data = png_claiming(size)
+    assert len(data) < 100
+    assert _timed_code(data) == "image_too_large"
+
+
+def test_real_png_bomb_is_refused_before_decoding() -> None:
+    data = big_png((5792, 5792))  # 34 Mpx, RGBA: 128 MiB decoded from about 170 KB
+    assert len(data) < 200_000
+    assert _timed_code(data) == "image_too_large"
+
+
+def test_webp_bomb() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (16000, 16000), (9, 9, 9)).save(buf, format="WEBP", lossless=True)
+    assert len(buf.getvalue()) < 100_000
+    assert _timed_code(buf.getvalue()) == "image_too_large"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_animations_use_the_first_frame_and_many_frames_are_refused(fmt: str) -> None:
+    image = decode_image(animated(fmt, 5), 10**6, P)
+    assert image.size == (32, 32) and image.getpixel((3, 3)) == (0, 255, 0)  # frame 0's colour
+    with pytest.raises(InvalidRequestError) as info:
+        open_image(animated(fmt, 101), 10**6, P, max_frames=100)
+    assert info.value.code == "image_too_large" and "101 frames" in info.value.message
+    assert _timed_code(animated(fmt, 2000)) == "image_too_large"  # the default cap: 100
+
+
+def test_animated_gif_is_refused_fast() -> None:
+    assert _timed_code(animated("GIF", 2000)) == "unsupported_image_format"
+
+
+def test_truncated_big_png_is_invalid_fast() -> None:
+    data = big_png((2048, 2048))
+    assert _timed_code(data[:len(data) // 2]) == "invalid_image"
+    assert _timed_code(make_image("WEBP", (2048, 2048))[:5000]) == "invalid_image"
+    assert _timed_code(make_image("JPEG", (2048, 2048))[:2000]) == "invalid_image"
+
+
+def test_png_text_bomb_is_invalid() -> None:
+    """zTXt chunks inflate: 4 MiB of text in all is the most we read (Pillow's default is 64)."""
+    info = PngImagePlugin.PngInfo()
+    for i in range(6):
+        info.add_text(f"k{i}", "a" * (1 << 20), zip=True)
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG", pnginfo=info)
+    assert len(buf.getvalue()) < 100_000
+    assert _timed_code(buf.getvalue()) == "invalid_image"
+
+
+@pytest.mark.parametrize(("size", "cfg", "factor"), [
+    ((1000, 1000), CLIP_336, 1),  # 2.97x: not reduced
+    ((2016, 2016), CLIP_336, 2),
+    ((5792, 5792), CLIP_336, 5),
+    ((40000, 4), CLIP_336, 1),  # a strip: its short side is below the target
+    ((4000, 3000), ImageProcessorConfig(resize_mode="fixed", width=384, height=128), 2),
+    ((3000, 4000), ImageProcessorConfig(resize_mode="fixed", width=384, height=128), 2),  # turned
+    ((5000, 5000), None, 1),  # no processor: full size
+])
+def test_reduction_factor(size: tuple[int, int], cfg: ImageProcessorConfig | None, factor: int) -> None:
+    assert reduction(size, cfg) == factor
+
+
+def test_jpeg_is_drafted_and_png_reduced_and_the_estimate_follows() -> None:
+    jpeg = open_image(make_image("JPEG", (4032, 3024)), 10**8, P)
+    how = plan(jpeg, CLIP_336)
+    assert (how.draft, how.factor) == (2, 1)  # 3024 / 336 = 9 = 3 x the gap: DCT scaling by 2
+    decoded = decode(jpeg, how, P)
+    assert decoded.image.size == (2016, 1512) and decoded.size == (4032, 3024)
+    assert decoded.box == (0.0, 0.0, 2016.0, 1512.0)
+    png = open_image(big_png((5792, 5792)), 10**8, P)
+    png_how = plan(png, CLIP_336)
+    assert (png_how.draft, png_how.factor) == (1, 5)
+    # decoded RGBA once (128 MiB), the reduced RGB image twice, two strips, 8 MiB of slack
+    assert png_how.cost == 5792 * 5792 * 4 + 2 * 1159 * 1159 * 4 + 2 * (4 << 20) + (8 << 20)
+    decoded = decode(png, png_how, P)
+    assert decoded.image.size == (1159, 1159) and decoded.size == (5792, 5792)
+    assert decoded.box == (0.0, 0.0, 5792 / 5, 5792 / 5)
+    assert decoded.image.getpixel((1100, 1100)) == (227, 142, 142)  # (200, 30, 30) at 128/255 on white
+
+
+def test_reduced_rgba_equals_compositing_then_reducing_at_full_size() -> None:
+    """The strips give exactly what the full-size conversion (HF's order) then reduce gives."""
+    data = big_png((1500, 1300))
+    whole = decode_image(data, 10**8, P).reduce(3)
+    image = open_image(data, 10**8, P)
+    reduced = decode(image, Plan(draft=1, factor=3, cost=0), P).image
+    assert (np.asarray(reduced) == np.asarray(whole)).all()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_of_a_reduced_image_keeps_the_box_on_the_source(orientation: int) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.new("RGB", (2003, 1001), (255, 0, 0)).save(buf, format="PNG", exif=exif.tobytes())
+    image = open_image(buf.getvalue(), 10**8, P)
+    decoded = decode(image, Plan(draft=1, factor=2, cost=0), P)
+    swap = orientation >= 5
+    assert decoded.size == ((1001, 2003) if swap else (2003, 1001))
+    assert decoded.image.size == ((501, 1002) if swap else (1002, 501))
+    x0, y0, x1, y1 = decoded.box
+    assert (x1 - x0, y1 - y0) == ((500.5, 1001.5) if swap else (1001.5, 500.5))
+    # the half pixel that stands for one source row or column is last unless flipped to the front
+    assert {x0, y0} <= {0.0, 0.5}
+    assert x0 == (0.5 if orientation in (2, 3, 6, 7) else 0.0)
+    assert y0 == (0.5 if orientation in (3, 4, 7, 8) else 0.0)
