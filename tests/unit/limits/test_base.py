@@ -124,3 +124,8 @@ def test_refill() -> None:
     assert refill(10.0, 100.0, 30, 110.0) == 15.0  # 30 per minute: 5 in 10 s
     assert refill(29.0, 0.0, 30, 100.0) == 30.0  # never above the cap
     assert refill(-4.0, 50.0, 60, 50.0) == -4.0
+
+
+def test_refusal_need_defaults_to_zero() -> None:
+    err = refusal(Limits(tpm=10), 1.0, "tokens", 0.0, 0.0)
+    assert err.message == "Rate limit reached for tokens per minute (limit 10): requested 0. Retry after 1.000s."

@@ -162,3 +162,18 @@ async def test_release_of_an_unknown_key_is_a_no_op(clock: Clock) -> None:
     await limiter.release("nobody", Limits(rpm=1), Grant(reserved=5), 0)
     assert limiter.state == {}
     assert await limiter.close() is None
+
+
+async def test_buckets_that_are_not_limited_stay_empty(clock: Clock) -> None:
+    limiter = MemoryLimiter()
+    await limiter.acquire("k", Limits(tpm=100), 10)
+    s = limiter.state["k"]
+    assert (s.req, s.req_t, s.tok) == (0.0, 1000.0, 90.0)
+
+
+async def test_each_release_gives_back_one_slot(clock: Clock) -> None:
+    limiter = MemoryLimiter()
+    limits = Limits(max_concurrent=3)
+    grants = [await limiter.acquire("k", limits, 0) for _ in range(3)]
+    await limiter.release("k", limits, grants[0], 0)
+    assert limiter.state["k"].running == 2

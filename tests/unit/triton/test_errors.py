@@ -140,3 +140,10 @@ def test_mapped_errors_passes_when_nothing_fails() -> None:
     with mapped_errors():
         value = 1
     assert value == 1
+
+
+def test_only_the_first_invalid_request_prefix_is_cut() -> None:
+    err = map_exception(_ise("invalid request: stop: invalid request: nested"))
+    assert err.message == "stop: invalid request: nested"
+    ctx = map_exception(_ise("invalid request: context window: invalid request: x"))
+    assert (ctx.message, ctx.code) == ("context window: invalid request: x", "context_length_exceeded")
