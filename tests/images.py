@@ -68,6 +68,17 @@ def png_claiming(size: tuple[int, int]) -> bytes:
             + _chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _chunk(b"IEND", b""))
 
 
+def webp_claiming(size: tuple[int, int]) -> bytes:
+    """A tiny lossless WebP whose header says ``size`` (up to 16384 a side): a WebP bomb's header."""
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(buf, format="WEBP", lossless=True)
+    data = bytearray(buf.getvalue())
+    assert data[12:16] == b"VP8L" and data[20] == 0x2F
+    bits = struct.unpack("<I", data[21:25])[0] & ~((1 << 28) - 1)
+    data[21:25] = struct.pack("<I", bits | (size[0] - 1) | ((size[1] - 1) << 14))
+    return bytes(data)
+
+
 def animated(fmt: str, frames: int, size: tuple[int, int] = (32, 32)) -> bytes:
     """An animated PNG, WebP or GIF of ``frames`` frames, each a different colour."""
     images = [Image.new("RGB", size, (i % 256, 255 - i % 256, (7 * i) % 256)) for i in range(frames)]
