@@ -6,52 +6,44 @@ routes, dependencies and hooks. ``create_app`` does both.
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Litestar
-from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
 
-from gateway.admin.route import ADMIN_ROUTES
+from gateway.admin.route import admin_routes
 from gateway.auth.dependencies import auth_dependencies
 from gateway.auth.principal import Guard
 from gateway.backends.base import Backend
 from gateway.catalog import ActivationSource
-from gateway.chat.route import chat_completions
+from gateway.chat.route import chat_routes
 from gateway.chat.service import ImageResolver
-from gateway.embeddings.route import embeddings
-from gateway.health.route import live, models, ready
+from gateway.embeddings.route import embedding_routes
+from gateway.health.route import health_routes
 from gateway.http.body import BodyReader
 from gateway.http.handlers import HANDLERS
 from gateway.http.middleware import RequestContextMiddleware, make_before_send
-from gateway.models.route import get_model, list_models
+from gateway.models.route import model_routes
 from gateway.openapi import openapi_route
 from gateway.registry import Registry
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 
 
-def _value(value: object) -> Provide:
-    async def provide() -> Any:
-        return value
-
-    return Provide(provide, use_cache=True)
-
-
 def build_app(services: Services) -> Litestar:
-    """The Litestar app over ``services``: routes, dependencies, error handlers, hooks."""
+    """The Litestar app over ``services``: routes, dependencies, error handlers, hooks.
+
+    Each feature's routes are built over the one service they use; the only dependency resolved
+    per request is the caller's ``principal`` (or ``admin``), before any body is read.
+    """
     settings = services.settings
-    routes: list[Any] = [chat_completions, embeddings, list_models, get_model, live, ready, models]
-    dependencies = {
-        **auth_dependencies(services.guard),
-        "chat": _value(services.chat),
-        "embedder": _value(services.embeddings),
-        "catalog": _value(services.catalog),
-        "lifecycle": _value(services.lifecycle),
-        "reader": _value(BodyReader(settings.body_timeout_s)),
-    }
+    reader = BodyReader(settings.body_timeout_s)
+    routes: list[HTTPRouteHandler] = [
+        *chat_routes(services.chat, reader),
+        *embedding_routes(services.embeddings, reader),
+        *model_routes(services.catalog),
+        *health_routes(services.lifecycle, services.catalog),
+    ]
     if services.admin is not None:
-        routes.extend(ADMIN_ROUTES)
-        dependencies["admin_service"] = _value(services.admin)
+        routes.extend(admin_routes(services.admin))
     routes.append(openapi_route(routes))
 
     async def started() -> None:
@@ -63,7 +55,7 @@ def build_app(services: Services) -> Litestar:
 
     return Litestar(
         route_handlers=routes,
-        dependencies=dependencies,
+        dependencies=auth_dependencies(services.guard),
         on_startup=[*services.on_startup, started],
         on_shutdown=[stopping, *services.on_shutdown],
         middleware=[RequestContextMiddleware(access_log=settings.access_log)],

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get, patch, post
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 
 from gateway.admin.service import AdminService
 from gateway.auth.keys import digest, display_prefix, generate_key
@@ -19,7 +20,6 @@ from gateway.http.responses import json_response
 
 AdminRequest = Request[Any, Any, Any]
 AdminKey = NamedDependency[Principal]  # resolved before the body is read; admins only
-Service = NamedDependency[AdminService]
 
 
 # Bounds the database columns can hold (32-bit integers), checked when the body is decoded.
@@ -53,60 +53,7 @@ async def _key_or_404(svc: AdminService, key_id: str) -> KeyRecord:
     return record
 
 
-@post("/admin/keys", status_code=201)
-async def create_key(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
-    fields = decode_body(await request.body() or b"{}", KeyFields).values()
-    if fields.get("allowed_models") is not None:
-        fields["allowed_models"] = tuple(fields["allowed_models"])  # type: ignore[arg-type]  # a list, per KeyFields
-    key = generate_key()
-    record = KeyRecord(id=new_key_id(), digest=digest(key), prefix=display_prefix(key),
-                       **fields)  # type: ignore[arg-type]  # KeyFields' names and types are KeyRecord's
-    await admin_service.keystore.create_key(record)
-    return json_response({"key": key, **record.public()}, 201)
-
-
-@get("/admin/keys")
-async def list_keys(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
-    return json_response({"object": "list", "data": [k.public() for k in await admin_service.keystore.list_keys()]})
-
-
-@get("/admin/keys/{key_id:str}")
-async def get_key(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
-    key_id = str(request.path_params["key_id"])
-    return json_response((await _key_or_404(admin_service, key_id)).public())
-
-
-@patch("/admin/keys/{key_id:str}")
-async def update_key(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
-    key_id = str(request.path_params["key_id"])
-    await _key_or_404(admin_service, key_id)
-    fields = decode_body(await request.body() or b"{}", KeyFields).values()
-    if fields:
-        await admin_service.keystore.update_key(key_id, **fields)
-        admin_service.guard.forget(key_id)
-    return json_response((await _key_or_404(admin_service, key_id)).public())
-
-
-@post("/admin/keys/{key_id:str}/revoke", status_code=200)
-async def revoke_key(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
-    key_id = str(request.path_params["key_id"])
-    await _key_or_404(admin_service, key_id)
-    await admin_service.keystore.update_key(key_id, revoked=True)
-    admin_service.guard.forget(key_id)
-    return json_response((await _key_or_404(admin_service, key_id)).public())
-
-
-@get("/admin/models")
-async def admin_models(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
-    overrides = await admin_service.activation.active_overrides()
-    ready = await admin_service.catalog.backend.ready_models()
-    data = [{"id": m.id, "kind": m.kind, "vision": m.vision, "triton_model": m.triton_model,
-             "active": overrides.get(m.id, m.active), "ready": m.triton_model in ready}
-            for m in admin_service.catalog.registry.models]
-    return json_response({"object": "list", "data": data})
-
-
-async def _set_active(admin_service: NamedDependency[AdminService], model_id: str, active: bool) -> Response[bytes]:
+async def _set_active(admin_service: AdminService, model_id: str, active: bool) -> Response[bytes]:
     if admin_service.catalog.registry.get(model_id) is None:
         raise NotFoundError(f"Model '{model_id}' is not in the registry", param="model",
                             code="model_not_found")
@@ -114,22 +61,70 @@ async def _set_active(admin_service: NamedDependency[AdminService], model_id: st
     return json_response({"id": model_id, "active": active})
 
 
-@post("/admin/models/{model_id:str}/activate", status_code=200)
-async def activate_model(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
-    return await _set_active(admin_service, str(request.path_params["model_id"]), True)
+def admin_routes(admin_service: AdminService) -> list[HTTPRouteHandler]:
+    """The admin API over ``admin_service``; every route needs an admin key (``admin``), checked
+    before any body is read."""
 
+    @post("/admin/keys", status_code=201)
+    async def create_key(request: AdminRequest, admin: AdminKey) -> Response[bytes]:
+        fields = decode_body(await request.body() or b"{}", KeyFields).values()
+        if fields.get("allowed_models") is not None:
+            fields["allowed_models"] = tuple(fields["allowed_models"])  # type: ignore[arg-type]  # a list, per KeyFields
+        key = generate_key()
+        record = KeyRecord(id=new_key_id(), digest=digest(key), prefix=display_prefix(key),
+                           **fields)  # type: ignore[arg-type]  # KeyFields' names and types are KeyRecord's
+        await admin_service.keystore.create_key(record)
+        return json_response({"key": key, **record.public()}, 201)
 
-@post("/admin/models/{model_id:str}/deactivate", status_code=200)
-async def deactivate_model(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
-    return await _set_active(admin_service, str(request.path_params["model_id"]), False)
+    @get("/admin/keys")
+    async def list_keys(request: AdminRequest, admin: AdminKey) -> Response[bytes]:
+        return json_response({"object": "list", "data": [k.public() for k in await admin_service.keystore.list_keys()]})
 
+    @get("/admin/keys/{key_id:str}")
+    async def get_key(request: AdminRequest, admin: AdminKey) -> Response[bytes]:
+        key_id = str(request.path_params["key_id"])
+        return json_response((await _key_or_404(admin_service, key_id)).public())
 
-@get("/admin/usage")
-async def usage(request: AdminRequest, admin: AdminKey, admin_service: Service) -> Response[bytes]:
-    await admin_service.guard.flush()
-    rows = await admin_service.keystore.usage(request.query_params.get("key_id"))
-    return json_response({"object": "list", "data": rows})
+    @patch("/admin/keys/{key_id:str}")
+    async def update_key(request: AdminRequest, admin: AdminKey) -> Response[bytes]:
+        key_id = str(request.path_params["key_id"])
+        await _key_or_404(admin_service, key_id)
+        fields = decode_body(await request.body() or b"{}", KeyFields).values()
+        if fields:
+            await admin_service.keystore.update_key(key_id, **fields)
+            admin_service.guard.forget(key_id)
+        return json_response((await _key_or_404(admin_service, key_id)).public())
 
+    @post("/admin/keys/{key_id:str}/revoke", status_code=200)
+    async def revoke_key(request: AdminRequest, admin: AdminKey) -> Response[bytes]:
+        key_id = str(request.path_params["key_id"])
+        await _key_or_404(admin_service, key_id)
+        await admin_service.keystore.update_key(key_id, revoked=True)
+        admin_service.guard.forget(key_id)
+        return json_response((await _key_or_404(admin_service, key_id)).public())
 
-ADMIN_ROUTES = [create_key, list_keys, get_key, update_key, revoke_key, admin_models,
-                activate_model, deactivate_model, usage]
+    @get("/admin/models")
+    async def admin_models(request: AdminRequest, admin: AdminKey) -> Response[bytes]:
+        overrides = await admin_service.activation.active_overrides()
+        ready = await admin_service.catalog.backend.ready_models()
+        data = [{"id": m.id, "kind": m.kind, "vision": m.vision, "triton_model": m.triton_model,
+                 "active": overrides.get(m.id, m.active), "ready": m.triton_model in ready}
+                for m in admin_service.catalog.registry.models]
+        return json_response({"object": "list", "data": data})
+
+    @post("/admin/models/{model_id:str}/activate", status_code=200)
+    async def activate_model(request: AdminRequest, admin: AdminKey) -> Response[bytes]:
+        return await _set_active(admin_service, str(request.path_params["model_id"]), True)
+
+    @post("/admin/models/{model_id:str}/deactivate", status_code=200)
+    async def deactivate_model(request: AdminRequest, admin: AdminKey) -> Response[bytes]:
+        return await _set_active(admin_service, str(request.path_params["model_id"]), False)
+
+    @get("/admin/usage")
+    async def usage(request: AdminRequest, admin: AdminKey) -> Response[bytes]:
+        await admin_service.guard.flush()
+        rows = await admin_service.keystore.usage(request.query_params.get("key_id"))
+        return json_response({"object": "list", "data": rows})
+
+    return [create_key, list_keys, get_key, update_key, revoke_key, admin_models, activate_model,
+            deactivate_model, usage]

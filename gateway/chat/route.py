@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
 from gateway.auth.principal import Principal
@@ -18,15 +19,19 @@ from gateway.http.responses import json_response
 from gateway.http.sse import SSE_HEADERS
 
 
-@post(both("/chat/completions"), status_code=200)
-async def chat_completions(request: Request[Any, Any, Any], principal: NamedDependency[Principal],
-                           reader: NamedDependency[BodyReader],
-                           chat: NamedDependency[ChatService]) -> Response[bytes] | Stream:
-    req = await reader.read(request, ChatCompletionRequest)
-    prep = await chat.prepare(principal, req, request.scope["state"]["request_id"])
-    headers = prep.admission.headers
-    if req.stream:
-        events = await chat.stream(prep)
-        return Stream(events, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    completion = await unless_disconnected(request.receive, chat.complete(prep))
-    return json_response(completion, headers=headers)
+def chat_routes(chat: ChatService, reader: BodyReader) -> list[HTTPRouteHandler]:
+    """The chat routes over ``chat``; the key is checked (``principal``) before the body is read."""
+
+    @post(both("/chat/completions"), status_code=200)
+    async def chat_completions(request: Request[Any, Any, Any],
+                               principal: NamedDependency[Principal]) -> Response[bytes] | Stream:
+        req = await reader.read(request, ChatCompletionRequest)
+        prep = await chat.prepare(principal, req, request.scope["state"]["request_id"])
+        headers = prep.admission.headers
+        if req.stream:
+            events = await chat.stream(prep)
+            return Stream(events, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+        completion = await unless_disconnected(request.receive, chat.complete(prep))
+        return json_response(completion, headers=headers)
+
+    return [chat_completions]

@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import jinja2
 import msgspec
 import numpy.typing as npt
 
@@ -68,6 +69,7 @@ class ChatService:
         self.guard = guard
         self.tokens = tokens
         self.images = images
+        self._templates: dict[str, jinja2.Template] = {}  # per model id, compiled once
 
     async def prepare(self, principal: Principal, req: ChatCompletionRequest,
                       request_id: str) -> Prepared:
@@ -126,11 +128,13 @@ class ChatService:
         return await self.images.resolve(refs, entry)
 
     def _render(self, entry: ModelEntry, messages: list[dict[str, Any]]) -> str:
-        path = entry.resolve(self.catalog.registry.base, entry.chat_template)
-        if path is None:
-            raise InvalidRequestError(f"model '{entry.id}' has no chat template", param="model")
-        return render(load_template(path), messages, bos_token=entry.bos_token,
-                      eos_token=entry.eos_token)
+        template = self._templates.get(entry.id)
+        if template is None:
+            path = entry.resolve(self.catalog.registry.base, entry.chat_template)
+            if path is None:
+                raise InvalidRequestError(f"model '{entry.id}' has no chat template", param="model")
+            template = self._templates[entry.id] = load_template(path)
+        return render(template, messages, bos_token=entry.bos_token, eos_token=entry.eos_token)
 
     async def complete(self, prep: Prepared) -> ChatCompletion:
         """Run to the end and build the non-streaming response."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 
 from gateway.auth.principal import Principal
 from gateway.embeddings.protocol import EmbeddingRequest
@@ -15,10 +16,14 @@ from gateway.http.paths import both
 from gateway.http.responses import json_response
 
 
-@post(both("/embeddings"), status_code=200)
-async def embeddings(request: Request[Any, Any, Any], principal: NamedDependency[Principal],
-                     reader: NamedDependency[BodyReader],
-                     embedder: NamedDependency[EmbeddingService]) -> Response[bytes]:
-    req = await reader.read(request, EmbeddingRequest)
-    body, headers = await embedder.create(principal, req)
-    return json_response(body, headers=headers)
+def embedding_routes(embedder: EmbeddingService, reader: BodyReader) -> list[HTTPRouteHandler]:
+    """The embeddings route over ``embedder``."""
+
+    @post(both("/embeddings"), status_code=200)
+    async def embeddings(request: Request[Any, Any, Any],
+                         principal: NamedDependency[Principal]) -> Response[bytes]:
+        req = await reader.read(request, EmbeddingRequest)
+        body, headers = await embedder.create(principal, req)
+        return json_response(body, headers=headers)
+
+    return [embeddings]

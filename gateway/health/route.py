@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from litestar import Response, get
-from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 
 from gateway.catalog import ModelCatalog
 from gateway.health.state import Lifecycle
@@ -23,16 +23,20 @@ async def live() -> Response[bytes]:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-@get("/health/ready")
-async def ready(lifecycle: NamedDependency[Lifecycle]) -> Response[bytes]:
-    if lifecycle.serving:
-        return Response(b'{"status":"ready"}', media_type="application/json")
-    return json_response({"status": lifecycle.state}, 503)
+def health_routes(lifecycle: Lifecycle, catalog: ModelCatalog) -> list[HTTPRouteHandler]:
+    """The probes over this gateway's lifecycle and its model catalog."""
 
+    @get("/health/ready")
+    async def ready() -> Response[bytes]:
+        if lifecycle.serving:
+            return Response(b'{"status":"ready"}', media_type="application/json")
+        return json_response({"status": lifecycle.state}, 503)
 
-@get("/health/models")
-async def models(catalog: NamedDependency[ModelCatalog]) -> Response[bytes]:
-    states = await catalog.readiness()
-    status = 200 if states and all(states.values()) else 503
-    return json_response({"status": "ready" if status == 200 else "not ready", "models": states},
-                         status)
+    @get("/health/models")
+    async def models() -> Response[bytes]:
+        states = await catalog.readiness()
+        status = 200 if states and all(states.values()) else 503
+        return json_response({"status": "ready" if status == 200 else "not ready",
+                              "models": states}, status)
+
+    return [live, ready, models]
