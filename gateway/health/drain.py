@@ -11,11 +11,11 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from gateway.errors import error_body
+from gateway.errors import ServiceUnavailableError
 from gateway.health.state import Lifecycle
 
-_BODY = msgspec.json.encode(error_body("the gateway is shutting down; retry on another replica",
-                                       "service_unavailable", "shutting_down"))
+_BODY = msgspec.json.encode(ServiceUnavailableError(
+    "the gateway is shutting down; retry on another replica", code="shutting_down").body())
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_BODY)).encode()),
             (b"connection", b"close"), (b"retry-after", b"1")]
 

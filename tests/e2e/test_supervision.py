@@ -112,6 +112,13 @@ def test_every_stop_signal_stops_gateway_triton_and_stubs(
 
 def test_sigkill_of_serve_takes_triton_and_its_stubs_down(serve: ServeStack) -> None:
     assert serve.process is not None and len(serve.leftovers()) == STUBS + 1
+    # The hard case: a Triton restarted from the supervisor's thread (the parent-death signal
+    # follows the thread that forked; that thread must live as long as its Triton).
+    first = serve.triton_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    assert wait_for(lambda: _echo_ok(serve), 180, 0.25) is not None
+    assert serve.triton_pid() not in (None, first)
     serve.process.kill()  # no handler runs: Triton's parent-death signal must do it
     serve.process.wait()
     took = wait_for(lambda: serve.leftovers() == [], 60)
