@@ -15,6 +15,7 @@ import numpy as np
 from tritonclient.grpc import InferInput, InferRequestedOutput
 
 from gateway.backends.base import GenerationRequest
+from gateway.errors import InvalidRequestError
 
 # Triton config dtype -> (tritonclient dtype, numpy dtype)
 _DTYPES: dict[str, tuple[str, Any]] = {
@@ -89,39 +90,91 @@ def _tensor(sig: ModelSignature, spec: TensorSpec, value: Any) -> InferInput:
     return tensor
 
 
-# (names in order of preference, how to read the value from the request)
-_OPTIONAL: tuple[tuple[tuple[str, ...], Callable[[GenerationRequest], Any]], ...] = (
-    (("stream", "streaming"), lambda r: r.stream),
-    (("temperature",), lambda r: r.temperature),
-    (("top_k", "runtime_top_k"), lambda r: 1 if r.temperature == 0 and r.top_k is None else r.top_k),
-    (("top_p", "runtime_top_p"), lambda r: r.top_p),
-    (("seed", "random_seed"), lambda r: None if r.seed is None else r.seed & 0xFFFFFFFFFFFFFFFF),
-    (("stop_words",), lambda r: list(r.stop) or None),
-    (("exclude_input_in_output",), lambda r: True),
-    (("frequency_penalty",), lambda r: r.frequency_penalty),
-    (("presence_penalty",), lambda r: r.presence_penalty),
-    (("repetition_penalty",), lambda r: r.repetition_penalty),
-    (("min_tokens", "min_length"), lambda r: r.min_tokens),
-    (("return_num_input_tokens",), lambda r: True),
-    (("return_num_output_tokens",), lambda r: True),
-    (("image_input",), lambda r: r.images),
+Read = Callable[[GenerationRequest], Any]
+# (names in order of preference, how to read the tensor's value, the client's parameter it
+# carries, or None when the gateway can do without it: a model without a stop_words input still
+# stops, since the gateway cuts at stop sequences itself).
+_OPTIONAL: tuple[tuple[tuple[str, ...], Read, str | None], ...] = (
+    (("stream", "streaming"), lambda r: r.stream, None),
+    (("temperature",), lambda r: r.temperature, "temperature"),
+    (("top_k", "runtime_top_k"), lambda r: 1 if r.temperature == 0 and r.top_k is None else r.top_k,
+     "top_k"),
+    (("top_p", "runtime_top_p"), lambda r: r.top_p, "top_p"),
+    (("seed", "random_seed"), lambda r: None if r.seed is None else r.seed & 0xFFFFFFFFFFFFFFFF,
+     "seed"),
+    (("stop_words",), lambda r: list(r.stop) or None, None),
+    (("exclude_input_in_output",), lambda r: True, None),
+    (("frequency_penalty",), lambda r: r.frequency_penalty, "frequency_penalty"),
+    (("presence_penalty",), lambda r: r.presence_penalty, "presence_penalty"),
+    (("repetition_penalty",), lambda r: r.repetition_penalty, "repetition_penalty"),
+    (("min_tokens", "min_length"), lambda r: r.min_tokens, "min_tokens"),
+    (("return_num_input_tokens",), lambda r: True, None),
+    (("return_num_output_tokens",), lambda r: True, None),
+    (("image_input",), lambda r: r.images, "messages"),
 )
 
 
 # The LLM API (PyTorch backend) model: other names, no counts, cumulative text. Stop sequences
 # are not sent as sampling_param_stop (NVIDIA's model hands the raw bytes array to SamplingParams,
 # which expects str): the gateway cuts at them and cancels, streaming from the model to see them.
-_LLMAPI: tuple[tuple[tuple[str, ...], Callable[[GenerationRequest], Any]], ...] = (
-    (("sampling_param_max_tokens",), lambda r: r.max_tokens),
-    (("sampling_param_temperature",), lambda r: r.temperature),
-    (("sampling_param_top_k",), lambda r: 1 if r.temperature == 0 and r.top_k is None else r.top_k),
-    (("sampling_param_top_p",), lambda r: r.top_p),
-    (("sampling_param_seed",), lambda r: None if r.seed is None else r.seed & 0xFFFFFFFFFFFFFFFF),
-    (("sampling_param_frequency_penalty",), lambda r: r.frequency_penalty),
-    (("sampling_param_presence_penalty",), lambda r: r.presence_penalty),
-    (("sampling_param_exclude_input_from_output",), lambda r: True),
-    (("return_finish_reason",), lambda r: True),
+# It has no repetition_penalty or min_tokens input: those are refused for it.
+_LLMAPI: tuple[tuple[tuple[str, ...], Read, str | None], ...] = (
+    (("sampling_param_max_tokens",), lambda r: r.max_tokens, None),
+    (("sampling_param_temperature",), lambda r: r.temperature, "temperature"),
+    (("sampling_param_top_k",), lambda r: 1 if r.temperature == 0 and r.top_k is None else r.top_k,
+     "top_k"),
+    (("sampling_param_top_p",), lambda r: r.top_p, "top_p"),
+    (("sampling_param_seed",), lambda r: None if r.seed is None else r.seed & 0xFFFFFFFFFFFFFFFF,
+     "seed"),
+    (("sampling_param_frequency_penalty",), lambda r: r.frequency_penalty, "frequency_penalty"),
+    (("sampling_param_presence_penalty",), lambda r: r.presence_penalty, "presence_penalty"),
+    ((), lambda r: r.repetition_penalty, "repetition_penalty"),
+    ((), lambda r: r.min_tokens, "min_tokens"),
+    ((), lambda r: r.images, "messages"),
+    (("sampling_param_exclude_input_from_output",), lambda r: True, None),
+    (("return_finish_reason",), lambda r: True, None),
 )
+
+# What the client set, for each parameter name above (greedy's top_k=1 is the gateway's own).
+_CLIENT_VALUE: dict[str, Read] = {
+    "temperature": lambda r: r.temperature, "top_k": lambda r: r.top_k,
+    "top_p": lambda r: r.top_p, "seed": lambda r: r.seed,
+    "frequency_penalty": lambda r: r.frequency_penalty,
+    "presence_penalty": lambda r: r.presence_penalty,
+    "repetition_penalty": lambda r: r.repetition_penalty, "min_tokens": lambda r: r.min_tokens,
+    "messages": lambda r: r.images,
+}
+
+
+def _greedy_by_top_k(sig: ModelSignature, request: GenerationRequest, param: str) -> bool:
+    """Temperature 0 needs no temperature input where a top_k input gives greedy decoding."""
+    return (param == "temperature" and request.temperature == 0
+            and sig.find("top_k", "runtime_top_k", "sampling_param_top_k") is not None)
+
+
+def _optional(sig: ModelSignature, request: GenerationRequest,
+              table: tuple[tuple[tuple[str, ...], Read, str | None], ...]) -> list[InferInput]:
+    """The optional tensors the model declares; a parameter the client set that the model has no
+    input for is refused (never silently dropped).
+
+    Raises:
+        InvalidRequestError: ``unsupported_parameter`` naming the parameter.
+    """
+    tensors = []
+    for names, read, param in table:
+        spec = sig.find(*names) if names else None
+        if spec is None:
+            if param is not None and _CLIENT_VALUE[param](request) is not None \
+                    and not _greedy_by_top_k(sig, request, param):
+                what = "image input" if param == "messages" else f"'{param}'"
+                raise InvalidRequestError(
+                    f"Model '{request.model.id}' does not support {what} on its backend",
+                    param=param, code="unsupported_parameter")
+            continue
+        value = read(request)
+        if value is not None:
+            tensors.append(_tensor(sig, spec, value))
+    return tensors
 
 
 def model_streams(sig: ModelSignature, request: GenerationRequest) -> bool:
@@ -148,14 +201,7 @@ def build_inputs(sig: ModelSignature, request: GenerationRequest) -> list[InferI
     if text is None or max_tokens is None:
         raise ValueError(f"model {sig.name!r} does not declare text_input and max_tokens")
     tensors = [_tensor(sig, text, request.prompt), _tensor(sig, max_tokens, request.max_tokens)]
-    for names, read in _OPTIONAL:
-        spec = sig.find(*names)
-        if spec is None:
-            continue
-        value = read(request)
-        if value is not None:
-            tensors.append(_tensor(sig, spec, value))
-    return tensors
+    return tensors + _optional(sig, request, _OPTIONAL)
 
 
 def _build_llmapi(sig: ModelSignature, request: GenerationRequest) -> list[InferInput]:
@@ -166,12 +212,7 @@ def _build_llmapi(sig: ModelSignature, request: GenerationRequest) -> list[Infer
     streaming = sig.find("streaming")
     if streaming is not None:
         tensors.append(_tensor(sig, streaming, request.stream))
-    for names, read in _LLMAPI:
-        spec = sig.find(*names)
-        value = read(request) if spec is not None else None
-        if spec is not None and value is not None:
-            tensors.append(_tensor(sig, spec, value))
-    return tensors
+    return tensors + _optional(sig, request, _LLMAPI)
 
 
 def requested_outputs(sig: ModelSignature) -> list[InferRequestedOutput]:

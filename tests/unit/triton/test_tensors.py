@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gateway.backends.base import GenerationRequest
+from gateway.errors import InvalidRequestError
 from gateway.registry import ModelEntry
 from gateway.triton.tensors import ModelSignature, TensorSpec, build_inputs, model_streams, requested_outputs
 
@@ -30,8 +31,8 @@ def test_only_declared_inputs_are_sent_with_batch_dims() -> None:
     sig = _sig([("text_input", "TYPE_STRING", [-1]), ("max_tokens", "TYPE_INT32", [1]),
                 ("temperature", "TYPE_FP32", [1]), ("stop_words", "TYPE_STRING", [-1]),
                 ("stream", "TYPE_BOOL", [1])])
-    req = GenerationRequest(model=ENTRY, prompt="hi", max_tokens=5, temperature=0.5, top_p=0.9,
-                            stop=("a", "b"), seed=3)
+    req = GenerationRequest(model=ENTRY, prompt="hi", max_tokens=5, temperature=0.5,
+                            stop=("a", "b"))
     got = _by_name(build_inputs(sig, req))
     assert got == {"text_input": ("BYTES", [1, 1]), "max_tokens": ("INT32", [1, 1]),
                    "temperature": ("FP32", [1, 1]), "stop_words": ("BYTES", [1, 2]),
@@ -264,3 +265,34 @@ def test_llmapi_greedy_seed_wrap_and_no_streaming_input() -> None:
                    "sampling_param_exclude_input_from_output": True, "return_finish_reason": True}
     chosen = GenerationRequest(model=LLMAPI, prompt="p", max_tokens=3, temperature=0.0, top_k=7)
     assert _values(build_inputs(_sig(LLMAPI_INPUTS), chosen))["sampling_param_top_k"] == 7
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("top_p", 0.9), ("seed", 3), ("top_k", 5), ("frequency_penalty", 0.5),
+    ("presence_penalty", 0.5), ("repetition_penalty", 1.1), ("min_tokens", 2)])
+def test_a_parameter_the_model_has_no_input_for_is_refused_naming_it(field: str, value: object) -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [-1]), ("max_tokens", "TYPE_INT32", [1]),
+                ("temperature", "TYPE_FP32", [1])])
+    req = GenerationRequest(model=ENTRY, prompt="x", max_tokens=5, **{field: value})  # type: ignore[arg-type]  # one field at a time
+    with pytest.raises(InvalidRequestError) as info:
+        build_inputs(sig, req)
+    assert (info.value.status, info.value.param, info.value.code) == (400, field, "unsupported_parameter")
+    assert info.value.message == f"Model 'm' does not support '{field}' on its backend"
+
+
+def test_the_llm_api_model_refuses_repetition_penalty_and_min_tokens() -> None:
+    for field, value in (("repetition_penalty", 1.2), ("min_tokens", 3)):
+        req = GenerationRequest(model=LLMAPI, prompt="p", max_tokens=9, **{field: value})  # type: ignore[arg-type]  # one field at a time
+        with pytest.raises(InvalidRequestError) as info:
+            build_inputs(_sig(LLMAPI_INPUTS), req)
+        assert info.value.param == field
+
+
+def test_greedy_needs_no_temperature_input_where_top_k_exists_but_stops_need_no_input() -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [-1]), ("max_tokens", "TYPE_INT32", [1]),
+                ("top_k", "TYPE_INT32", [1])])
+    got = _values(build_inputs(sig, GenerationRequest(model=ENTRY, prompt="x", max_tokens=1,
+                                                      temperature=0.0, stop=("END",))))
+    assert got == {"text_input": "x", "max_tokens": 1, "top_k": 1}
+    with pytest.raises(InvalidRequestError):
+        build_inputs(sig, GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, temperature=0.7))
