@@ -159,19 +159,22 @@ async def test_triton_killed_under_50_streams_each_client_gets_an_error_or_503_t
         # Triton comes back under the supervisor; the same gateway serves again, unrestarted.
         back = await asyncio.to_thread(wait_for, lambda: _triton_ready(stack), 180, 0.1)
         assert back is not None, stack.log()[-3000:]
+        back_after = time.monotonic() - killed
         serving = None
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 30:
+        while time.monotonic() - t0 < 60:
             if await _echo_ok(client, stack):
                 serving = time.monotonic() - t0
                 break
             await asyncio.sleep(0.1)
-        assert serving is not None and serving < 10, serving
+        # gRPC's reconnect backoff (1 s growing 1.6x) sets this: ~1 s after a short outage, more
+        # after a long one (docs/reliability.md, known limits)
+        assert serving is not None and serving < 30, serving
         again = await asyncio.gather(*(_stream(client, url, _body("echo", 20)) for _ in range(50)))
         assert [o.kind for o in again] == ["complete"] * 50
         assert all(o.text() == _words(20) for o in again)
     print(f"\nkill under 50 streams: {dict(kinds)}; last client answered {slowest:.1f}s after the kill; "
-          f"Triton ready {back + 0.0:.1f}s after it ({time.monotonic() - killed:.1f}s total); "
+          f"Triton ready {back_after:.1f}s after the kill; "
           f"gateway served {serving:.2f}s after Triton was ready")
 
 
