@@ -1,7 +1,9 @@
 """The image path: preprocessing time per 1024x768 JPEG, images/s in the gateway's image service and
-end to end, and gateway memory while 32 image requests are in flight.
+end to end, and gateway memory while 32 image requests are in flight; and (``--big``) the peak
+memory and time of one and four 5792x5792 RGBA PNGs in one request (issue 12), each in a fresh
+process, with the default pixel cap and with it raised to 64 Mpx.
 
-Run: ``.venv/bin/python -m bench.bench_images [--requests 64] [--repeats 3]``
+Run: ``.venv/bin/python -m bench.bench_images [--requests 64] [--repeats 3] [--big]``
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +29,7 @@ from gateway.images.preprocess import pixel_values
 from gateway.registry import ImageProcessorConfig, ModelEntry, load_registry
 from gateway.settings import Settings
 from gateway.triton.server import TritonServer, free_port
-from tests.images import data_uri, image_server, make_image
+from tests.images import big_png, data_uri, image_server, make_image
 from tests.support import GatewayProcess
 
 LLAVA_15 = ImageProcessorConfig()  # CLIP ViT-L/14-336: short side 336, crop 336x336
@@ -64,9 +68,37 @@ async def service_rate(url: str, entry: ModelEntry, n: int, concurrency: int = 3
     return {"images_per_s": round(n / wall, 1), "cpu_ms_per_image": round(cpu / n * 1000, 2)}
 
 
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+async def _big_pngs(n: int, max_pixels: int) -> dict[str, Any]:
+    """Peak RSS growth (VmHWM) and time of resolving ``n`` 5792x5792 RGBA PNGs in one request."""
+    entry = ModelEntry(id="v", triton_model="v", vision=True, max_images=n,
+                       image_processor=LLAVA_15)
+    uris = [data_uri(big_png((5792, 5792)))] * n
+    service = ImageService(Settings(image_max_pixels=max_pixels))
+    await service.resolve([(data_uri(make_image()), "warm-up")], entry)
+    base, start = _rss_kib(0, "VmHWM"), time.perf_counter()
+    try:
+        result: Any = list((await service.resolve([(u, "x") for u in uris], entry)).shape)
+    except Exception as exc:  # a refusal is a result here
+        result = getattr(exc, "code", repr(exc))
+    seconds = time.perf_counter() - start
+    await service.aclose()
+    return {"images": n, "max_pixels": max_pixels, "data_uri_kb": round(sum(map(len, uris)) / 1024),
+            "result": result, "seconds": round(seconds, 2),
+            "peak_rss_growth_mib": round((_rss_kib(0, "VmHWM") - base) / 1024, 1)}
+
+
+def big_pngs(n: int, max_pixels: int) -> dict[str, Any]:
+    """``_big_pngs`` in a fresh process, so that its peak is its own."""
+    out = subprocess.run([sys.executable, "-m", "bench.bench_images", "--big-child", str(n),
+                          str(max_pixels)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A /proc status field in KiB (pid 0: this process)."""
+    path = Path("/proc/self/status" if pid == 0 else f"/proc/{pid}/status")
+    for line in path.read_text().splitlines():
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -108,7 +140,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--big", action="store_true", help="only the 5792x5792 PNG measurements")
+    parser.add_argument("--big-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.big_child:
+        print(json.dumps(asyncio.run(_big_pngs(*args.big_child))), flush=True)
+        return
+    if args.big:
+        for n, cap in ((4, Settings().image_max_pixels), (1, 64 << 20), (4, 64 << 20)):
+            print(json.dumps({"big_rgba_png_5792": big_pngs(n, cap)}), flush=True)
+        return
     jpeg = make_image("JPEG", (1024, 768))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
