@@ -175,3 +175,22 @@ async def test_a_cancelled_decode_gives_its_memory_back_when_its_thread_ends() -
         assert service.budget.used == 0
     finally:
         await service.aclose()
+
+
+async def test_budget_and_threads_come_from_the_environment() -> None:
+    settings = Settings.from_env({"CHUNGUS_IMAGE_DECODE_MEMORY_MB": "64",
+                                  "CHUNGUS_IMAGE_DECODE_THREADS": "3",
+                                  "CHUNGUS_IMAGE_MAX_PIXELS": str(64 * 1024 * 1024)})
+    service = ImageService(settings)
+    entry = ModelEntry(id="v", triton_model="v", vision=True, max_images=1,
+                       image_processor=ImageProcessorConfig())
+    try:
+        assert (service.budget.total, service.threads) == (64 << 20, 3)
+        with pytest.raises(InvalidRequestError) as info:  # needs about 154 MiB to decode
+            await service.resolve([(data_uri(big_png((5792, 5792))), _p(0))], entry)
+        assert (info.value.code, info.value.param) == ("image_too_large", _p(0))
+        assert "needs about 154 MiB" in info.value.message
+        assert "CHUNGUS_IMAGE_DECODE_MEMORY_MB" in info.value.message
+        assert service.budget.used == 0
+    finally:
+        await service.aclose()
