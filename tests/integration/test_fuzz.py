@@ -9,6 +9,9 @@ must be refused with a 4xx, other methods with 405 and an ``Allow`` header. With
 every keyed route answers 401 (or 429 once the address has spent its failed-authentication
 budget, by design); a user's key never passes an admin route (403).
 
+On top of the generated cases, schemathesis' coverage phase (boundary values of every field) and
+stateful phase (create a key, then read, change and revoke it) run once with the admin key.
+
 Not checked: that every schema-valid request succeeds: the schema gives types, the service also
 checks values (roles, ranges, context length) and answers those with 400.
 
@@ -20,7 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -275,6 +281,23 @@ def test_fuzz_without_a_key(label: str, schema: Any, server: GatewayServer, spar
 @pytest.mark.parametrize("label", [p for p in _params("wrong-key") if _keyed(p.values[0])])
 def test_fuzz_with_a_wrong_key(label: str, schema: Any, server: GatewayServer, spare_key: str) -> None:
     _run(schema, label, auth(WRONG_KEY), _checks(refused_without_key), server.base_url, spare_key, KEYLESS)
+
+
+def test_boundary_values_and_request_sequences(server: GatewayServer, tmp_path: Path) -> None:
+    """schemathesis' own phases over the admin key: *coverage* (the boundaries of every field,
+    missing and wrong-typed fields, for every route) and *stateful* (sequences linked through
+    responses: create a key, then read, change and revoke it)."""
+    command = [str(Path(sys.executable).parent / "schemathesis"), "run", server.base_url + "/openapi.json",
+               "--phases", "coverage,stateful", "--max-examples", str(EXAMPLES), "--checks", ",".join(
+                   ["not_a_server_error", "status_code_conformance", "content_type_conformance",
+                    "response_schema_conformance", "negative_data_rejection"]),
+               "--header", f"Authorization: Bearer {ADMIN}", "--workers", "1", "--no-color",
+               "--request-timeout", "30", "--generation-with-security-parameters", "false"]
+    if not RANDOM:
+        command += ["--seed", "1"]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "Tested: 20" in run.stdout  # every route but /openapi.json itself
 
 
 def test_the_fuzzer_reaches_every_route(server: GatewayServer) -> None:
