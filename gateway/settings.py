@@ -62,7 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Decodes reserve their estimated bytes from this budget (they wait when it is spent; one
     # image that needs more is refused): what images may take on top of the process's baseline.
     image_decode_memory_mb: int = 256
-    image_decode_threads: int = 0  # 0: the container's CPU quota (cgroup), not the host's cores
+    image_decode_threads: int = 0  # 0: the container's CPUs (cgroup quota) less one for the loop
     image_max_redirects: int = 3
     image_allow_http: bool = False
     image_allowed_hosts: tuple[str, ...] = ()  # hosts (or CIDRs) exempt from the address checks

@@ -35,10 +35,12 @@ def cgroup_cpu_limit(root: Path = CGROUP) -> float | None:
 
 
 def decode_threads(configured: int = 0, root: Path = CGROUP) -> int:
-    """Decode threads: ``configured`` if set, else the CPUs this container may use.
+    """Decode threads: ``configured`` if set, else one less than the CPUs this container may use.
 
-    That is the cgroup quota rounded up, and no more than the CPUs it may run on (affinity),
-    never the host's core count, which in a container can be 64 for a pod limited to 2.
+    Those are the cgroup quota rounded up, and no more than the CPUs it may run on (affinity),
+    never the host's core count, which in a container can be 64 for a pod limited to 2. One CPU
+    is left to the event loop: decodes on every CPU would starve it (health probes time out) and,
+    under a quota, get the whole container throttled.
     """
     if configured > 0:
         return configured
@@ -46,7 +48,7 @@ def decode_threads(configured: int = 0, root: Path = CGROUP) -> int:
     quota = cgroup_cpu_limit(root)
     if quota is not None:
         cpus = min(cpus, math.ceil(quota))
-    return max(1, cpus)
+    return max(1, cpus - 1)
 
 
 class MemoryBudget:

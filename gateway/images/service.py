@@ -29,9 +29,9 @@ class ImageService:
     first failure cancels the rest. Each decode first reads the image's header (in a thread),
     reserves its estimated bytes from a memory budget (``image_decode_memory_mb``: it waits while
     others hold them, and an image that needs more than the whole budget is refused), then decodes
-    on a pool of as many threads as the container has CPUs (its cgroup quota, not the host's
-    cores). The reservation is given back when the decoding thread is done, even if the request
-    was cancelled before.
+    on a pool of one thread less than the container has CPUs (its cgroup quota, not the host's
+    cores; at least one), so that the event loop keeps a CPU. The reservation is given back when
+    the decoding thread is done, even if the request was cancelled before.
     """
 
     def __init__(self, settings: Settings, *, resolver: Resolver | None = None) -> None:

@@ -41,12 +41,14 @@ def test_cgroup_v1(tmp_path: Path) -> None:
 
 
 def test_threads_follow_the_quota_not_the_host(tmp_path: Path) -> None:
+    """One less than the container's CPUs (one is the event loop's), at least one."""
     cpus = len(os.sched_getaffinity(0))
-    assert decode_threads(root=_v2(tmp_path / "a", "150000 100000")) == min(cpus, 2)  # rounded up
+    assert decode_threads(root=_v2(tmp_path / "a", "250000 100000")) == max(1, min(cpus, 3) - 1)
     assert decode_threads(root=_v2(tmp_path / "b", "10000 100000")) == 1  # a tenth: still one
-    assert decode_threads(root=_v2(tmp_path / "c", "6400000 100000")) == cpus  # affinity caps it
-    assert decode_threads(root=_v2(tmp_path / "d", "max 100000")) == cpus
-    assert decode_threads(7, root=_v2(tmp_path / "e", "100000 100000")) == 7  # configured wins
+    assert decode_threads(root=_v2(tmp_path / "c", "150000 100000")) == 1  # 1.5: 2 CPUs, 1 free
+    assert decode_threads(root=_v2(tmp_path / "d", "6400000 100000")) == max(1, cpus - 1)
+    assert decode_threads(root=_v2(tmp_path / "e", "max 100000")) == max(1, cpus - 1)
+    assert decode_threads(7, root=_v2(tmp_path / "f", "100000 100000")) == 7  # configured wins
 
 
 async def test_budget_waits_in_order_and_refuses_what_cannot_fit() -> None:
