@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.triton.server import TritonServer
 from tests.e2e.conftest import CHAT_MODEL
-from tests.images import ImageServer, data_uri, image_server, make_image
+from tests.images import ImageServer, animated, big_png, data_uri, image_server, make_image, png_claiming, webp_claiming
 from tests.support import GatewayProcess
 
 MODEL = "tiny-llava-random"
@@ -259,3 +260,84 @@ async def test_bad_vision_requests_get_errors_and_the_stub_lives(
         await _infer(triton.grpc_url, _request(prompt, pixels))
     ok = await _infer(triton.grpc_url, _request(pixels=_pixels(), max_tokens=2))
     assert ok["finish_reason"] in (b"stop", b"length")
+
+
+# --- Issue 12: image bombs and big images against the real gateway process ----------------------
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _post_while_probing(gateway: GatewayProcess, content: list[dict[str, Any]],
+                              ) -> tuple[httpx.Response, float, float, float]:
+    """POST one chat request; meanwhile probe /health/live and sample the gateway's RSS.
+
+    Returns:
+        The response, its seconds, the slowest /health/live in seconds, the RSS growth in MiB.
+    """
+    pid = gateway.process.pid  # type: ignore[union-attr]  # started by the fixture
+    body = {"model": MODEL, "max_tokens": 1, "messages": [{"role": "user", "content": content}]}
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    base, peak, slowest, done = _rss_mib(pid), 0.0, 0.0, False
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=120) as http:
+        async def probe() -> None:
+            nonlocal peak, slowest
+            while not done:
+                start = asyncio.get_running_loop().time()
+                assert (await http.get("/health/live")).status_code == 200
+                slowest = max(slowest, asyncio.get_running_loop().time() - start)
+                peak = max(peak, _rss_mib(pid))
+                await asyncio.sleep(0.02)
+
+        prober = asyncio.create_task(probe())
+        start = asyncio.get_running_loop().time()
+        response = await http.post("/v1/chat/completions", json=body, headers=headers)
+        seconds = asyncio.get_running_loop().time() - start
+        done = True
+        await prober
+    growth = max(peak, _rss_mib(pid)) - base
+    print(f"status {response.status_code} in {seconds:.2f} s; slowest /health/live "
+          f"{slowest * 1000:.0f} ms; gateway RSS {base:.0f} MiB +{growth:.0f} MiB")  # -s: the numbers
+    return response, seconds, slowest, growth
+
+
+async def test_four_34_mpx_pngs_are_a_fast_400_and_memory_stays_flat(gateway: GatewayProcess) -> None:
+    """Issue 12: four 5792x5792 RGBA PNGs (about 870 KB of data URIs) raised RSS by 1.99 GiB."""
+    uri = data_uri(big_png((5792, 5792)))
+    response, seconds, slowest, growth = await _post_while_probing(gateway, _parts(*[uri] * 4))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("image_too_large", "messages[0].content[0].image_url.url")
+    assert "5792x5792" in error["message"]
+    assert seconds < 3 and slowest < 0.1 and growth < 50, (seconds, slowest, growth)
+
+
+async def test_four_images_at_the_pixel_cap_are_served_within_the_budget(gateway: GatewayProcess) -> None:
+    """Four 4096x4096 RGBA PNGs (the default cap, 256 MiB decoded in all) decode within the
+    default 256 MiB budget, reduced by 4 as they decode; the gateway stays live meanwhile."""
+    uri = data_uri(big_png((4096, 4096)))
+    response, seconds, slowest, growth = await _post_while_probing(gateway, _parts(*[uri] * 4))
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["prompt_tokens"] > 4 * PER_IMAGE
+    assert growth < 256 and slowest < 0.1 and seconds < 60, (seconds, slowest, growth)
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (png_claiming((100_000, 100_000)), "image_too_large"),
+    (webp_claiming((16384, 16384)), "image_too_large"),
+    (webp_claiming((8000, 8000)), "image_too_large"),
+    (animated("PNG", 2000), "image_too_large"),
+    (animated("WEBP", 2000), "image_too_large"),
+    (animated("GIF", 2000), "unsupported_image_format"),
+    (big_png((2048, 2048))[:20_000], "invalid_image"),  # truncated: cut before its end
+], ids=["png-100k-side", "webp-16k-side", "webp-8k-side", "apng-2000-frames",
+        "webp-2000-frames", "gif-2000-frames", "truncated-png"])
+async def test_image_bombs_are_fast_400s(gateway: GatewayProcess, data: bytes, code: str) -> None:
+    assert len(data) < 250_000
+    response, seconds, slowest, growth = await _post_while_probing(gateway, _parts(data_uri(data)))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == code
+    assert seconds < 2 and slowest < 0.1 and growth < 50, (seconds, slowest, growth)
