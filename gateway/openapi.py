@@ -272,6 +272,7 @@ CHAT_ROLES = ("system", "user", "assistant", "developer")  # as gateway.chat.mes
 def _refine(schemas: dict[str, Any]) -> None:
     """Value rules the services check beyond the wire types, so the document promises them too."""
     schemas["ChatMessage"]["properties"]["role"] = {"enum": list(CHAT_ROLES)}
+    schemas["ChatCompletionRequest"]["properties"]["messages"]["minItems"] = 1
     embedding = schemas["EmbeddingRequest"]
     embedding["properties"]["input"] = {
         "description": "Text to embed: a string or an array of strings (token ids are refused)",

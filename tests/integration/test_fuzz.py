@@ -196,8 +196,9 @@ def _steer(case: Any, data: st.DataObject, spare_key: str) -> None:
     body = case.body
     if isinstance(body, dict) and "model" in body and data.draw(st.booleans(), label="plausible"):
         body["model"] = "chat-a"
-        for name in set(body) - PLAUSIBLE:
-            del body[name]
+        if data.draw(st.booleans(), label="plausible values only"):  # else the value checks' turn
+            for name in set(body) - PLAUSIBLE:
+                del body[name]
         for message in body.get("messages") or []:
             if isinstance(message, dict):
                 message["role"] = data.draw(st.sampled_from(ROLES), label="role")

@@ -76,7 +76,8 @@ def test_chat_request_schema_comes_from_the_wire_struct(doc: dict[str, Any]) -> 
     request = _resolve(doc, ref)
     assert sorted(request["required"]) == ["messages", "model"]
     assert request["properties"]["model"] == {"type": "string"}
-    assert request["properties"]["messages"]["items"] == {"$ref": "#/components/schemas/ChatMessage"}
+    assert request["properties"]["messages"] == {
+        "type": "array", "items": {"$ref": "#/components/schemas/ChatMessage"}, "minItems": 1}
     assert "additionalProperties" not in request  # OpenAI SDKs send extras; they are ignored
     message = doc["components"]["schemas"]["ChatMessage"]
     assert message["required"] == ["role"]
@@ -85,8 +86,10 @@ def test_chat_request_schema_comes_from_the_wire_struct(doc: dict[str, Any]) -> 
     text = doc["components"]["schemas"]["TextPart"]
     assert text["properties"]["type"] == {"enum": ["text"]}
     _validate(doc, ref, {"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_k": 5})
-    with pytest.raises(jsonschema.ValidationError):
-        _validate(doc, ref, {"model": "m"})
+    for bad in ({"model": "m"}, {"model": "m", "messages": []},
+                {"model": "m", "messages": [{"role": "robot", "content": "hi"}]}):
+        with pytest.raises(jsonschema.ValidationError):
+            _validate(doc, ref, bad)
 
 
 def test_embedding_input_is_required_and_textual(doc: dict[str, Any]) -> None:
