@@ -183,10 +183,21 @@ def _inputs_logged(triton: TritonServer, model: str, before: int) -> set[str]:
 def test_sampling_inputs_use_each_models_names(client: openai.OpenAI, triton: TritonServer, model_id: str,
                                                triton_model: str, expected: set[str], absent: set[str]) -> None:
     before = len(triton.log_path.read_text().splitlines())
-    out = _ask(client, model_id, seed=7, temperature=0.5, extra_body={"min_tokens": 1}, stop=["zzz"])
+    # The LLM API model has no min_tokens input: it is refused there (test below), not dropped.
+    extra = {} if "llmapi" in model_id else {"min_tokens": 1}
+    out = _ask(client, model_id, seed=7, temperature=0.5, extra_body=extra, stop=["zzz"])
     assert out.choices[0].message.content == WORDS
     names = _inputs_logged(triton, triton_model, before)
     assert expected <= names and not (absent & names)
+
+
+@pytest.mark.parametrize("field", ["min_tokens", "repetition_penalty"])
+def test_the_llm_api_model_refuses_what_it_has_no_input_for(client: openai.OpenAI, field: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        _ask(client, "trtllm-llmapi-mimic", extra_body={field: 2})
+    error = info.value.body
+    assert isinstance(error, dict)
+    assert (error["param"], error["code"]) == (field, "unsupported_parameter")
 
 
 # Only the LLM API model stops generating: Triton checks an ensemble's cancellation between steps
