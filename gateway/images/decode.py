@@ -148,17 +148,21 @@ def plan(image: ImageFile.ImageFile, cfg: ImageProcessorConfig | None) -> Plan:
     """How to decode ``image`` for ``cfg`` (full size when None), and its memory estimate.
 
     The estimate counts the decoded image in its own mode (three times for WebP, which Pillow
-    copies out of libwebp twice), a strip being converted, the reduced RGB image twice (EXIF
+    copies out of libwebp twice; a progressive JPEG's full-size coefficients, which libjpeg keeps
+    however small it decodes), a strip being converted, the reduced RGB image twice (EXIF
     rotation copies it) and some slack for the preprocessing arrays.
     """
     width, height = image.size
     factor = reduction(image.size, cfg)
-    draft = 1
+    draft, coefficients = 1, 0
     if image.format == "JPEG":
         draft = next(s for s in (8, 4, 2, 1) if factor >= s)
         factor //= draft
+        if image.info.get("progressive"):  # libjpeg keeps every DCT coefficient: 2 bytes each
+            coefficients = width * height * 2 * len(image.getbands())
         width, height = -(-width // draft), -(-height // draft)
     decoded = width * height * _bytes_per_pixel(image.mode) * (3 if image.format == "WEBP" else 1)
+    decoded += coefficients
     reduced = -(-width // factor) * -(-height // factor) * 4
     return Plan(draft=draft, factor=factor, cost=decoded + 2 * reduced + 2 * _STRIP_BYTES + (8 << 20))
 

@@ -206,3 +206,17 @@ def test_exif_orientation_of_a_reduced_image_keeps_the_box_on_the_source(orienta
     assert {x0, y0} <= {0.0, 0.5}
     assert x0 == (0.5 if orientation in (2, 3, 6, 7) else 0.0)
     assert y0 == (0.5 if orientation in (3, 4, 7, 8) else 0.0)
+
+
+def test_a_progressive_jpeg_is_budgeted_for_its_full_size_coefficients() -> None:
+    """libjpeg keeps all coefficients of a progressive JPEG however small it decodes (measured:
+    +101 MiB for a 4:4:4 4096x4096 drafted by 4, against 5 MiB for a baseline one)."""
+    image = Image.new("RGB", (2048, 2048), (9, 90, 200))
+    costs = []
+    for progressive in (False, True):
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", progressive=progressive, subsampling=0)
+        how = plan(open_image(buf.getvalue(), 10**8, P), CLIP_336)
+        assert (how.draft, how.factor) == (2, 1)
+        costs.append(how.cost)
+    assert costs[1] - costs[0] == 2048 * 2048 * 2 * 3
