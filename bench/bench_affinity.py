@@ -11,7 +11,7 @@ neither policy inherits the other's cache. Medians over all rounds; turn 1 is a 
 under both policies, so turns 2+ are where the policies differ.
 
 Run: ``.venv/bin/python -m bench.bench_affinity [--rounds 3] [--conversations 3] [--turns 4]
-[--max-seconds 900]``
+[--think-s 2] [--max-seconds 900]``
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import tempfile
 import time
@@ -79,11 +80,21 @@ async def ttft(backend: TritonBackend, entry: ModelEntry, prompt: str) -> float:
 
 
 async def run_policy(backend: TritonBackend, entry: ModelEntry, nonce: str, conversations: int,
-                     turns: int) -> list[list[float]]:
-    """TTFT per conversation and turn; conversations run concurrently, turns one after another."""
+                     turns: int, think_s: float) -> list[list[float]]:
+    """TTFT per conversation and turn; conversations run concurrently, turns one after another.
+
+    Conversations start staggered and pause a seeded random time between turns, so they do not
+    move in lock-step (which would let round-robin ties pair a conversation with one server).
+    """
 
     async def one(n: int) -> list[float]:
-        return [await ttft(backend, entry, p) for p in conversation(nonce, n, turns)]
+        rng = random.Random(f"{nonce}-{n}")
+        await asyncio.sleep(n * think_s / 2)
+        out = []
+        for p in conversation(nonce, n, turns):
+            out.append(await ttft(backend, entry, p))
+            await asyncio.sleep(rng.uniform(0, think_s))
+        return out
 
     return list(await asyncio.gather(*(one(n) for n in range(conversations))))
 
@@ -119,7 +130,7 @@ async def bench(out: Path, args: argparse.Namespace) -> dict[str, object]:
         for b in backends.values():
             await b.start()
         for b in backends.values():  # warm-up: load weights into the page cache, both servers
-            await run_policy(b, entry, "warm-up", 2, 1)
+            await run_policy(b, entry, "warm-up", 2, 1, 0.0)
         deadline = time.monotonic() + args.max_seconds
         for r in range(args.rounds):
             if time.monotonic() > deadline:
@@ -127,7 +138,7 @@ async def bench(out: Path, args: argparse.Namespace) -> dict[str, object]:
             order = list(backends) if r % 2 == 0 else list(reversed(backends))
             for policy in order:
                 runs = await run_policy(backends[policy], entry, f"{r}-{policy}",
-                                        args.conversations, args.turns)
+                                        args.conversations, args.turns, args.think_s)
                 results[policy].append(runs)
                 print(json.dumps({"round": r, "policy": policy,
                                   "ttft_ms": [[round(x * 1000) for x in c] for c in runs]}),
@@ -138,14 +149,37 @@ async def bench(out: Path, args: argparse.Namespace) -> dict[str, object]:
         for s in servers:
             s.stop()
     summary = summarize(results, args.turns)
-    # The llama.cpp model logs its prefix-cache account when it unloads (both policies together).
-    summary["triton_prefix_cache"] = [
-        line.split("; ")[-2] for s in servers for line in s.log_path.read_text().splitlines()
-        if "prompt tokens evaluated" in line]
     for policy, router in routers.items():
-        runs = [c for c in router.chosen if "warm-up" not in c[0]]
-        summary[policy]["same_server_as_previous_turn"] = round(stayed(runs), 2)  # type: ignore[index]  # a dict built just above
+        chosen = [c for c in router.chosen if "warm-up" not in c[0]]
+        part = summary[policy]
+        assert isinstance(part, dict)
+        part["same_server_as_previous_turn"] = round(stayed(chosen), 2)
+        part.update(split_by_move(results[policy], chosen, policy))
     return summary
+
+
+def split_by_move(rounds: list[list[list[float]]], chosen: list[tuple[str, str]],
+                  policy: str) -> dict[str, object]:
+    """Median TTFT of turns 2+ that stayed on the previous turn's Triton, and of those that moved.
+
+    A conversation's turns run one after another, so its choices are in turn order.
+    """
+    urls: dict[str, list[str]] = {}
+    for convo, url in chosen:
+        urls.setdefault(convo, []).append(url)
+    stay: list[float] = []
+    move: list[float] = []
+    for r, runs in enumerate(rounds):
+        for n, times in enumerate(runs):
+            path = urls[f"<|im_start|>system\nSession {r}-{policy}, conversation {n}"]
+            for t in range(1, len(times)):
+                (stay if path[t] == path[t - 1] else move).append(times[t])
+
+    def med(xs: list[float]) -> int | None:
+        return round(statistics.median(xs) * 1000) if xs else None
+
+    return {"stayed_ttft_ms": med(stay), "stayed_n": len(stay), "moved_ttft_ms": med(move),
+            "moved_n": len(move)}
 
 
 def summarize(results: dict[str, list[list[list[float]]]], turns: int) -> dict[str, object]:
@@ -168,6 +202,8 @@ def main() -> None:
     # odd: with an even count, lock-step conversations and round-robin ties would pair up by chance
     parser.add_argument("--conversations", type=int, default=3)
     parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--think-s", type=float, default=2.0,
+                        help="most pause between two turns of a conversation (seeded random)")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads per Triton")
     parser.add_argument("--max-seconds", type=float, default=900.0,
                         help="no new round starts after this")
