@@ -73,7 +73,8 @@ async def _big_pngs(n: int, max_pixels: int) -> dict[str, Any]:
     entry = ModelEntry(id="v", triton_model="v", vision=True, max_images=n,
                        image_processor=LLAVA_15)
     uris = [data_uri(big_png((5792, 5792)))] * n
-    service = ImageService(Settings(image_max_pixels=max_pixels))
+    # 256 MiB fits one 154 MiB decode at a time on any machine (the default, 384, may fit two)
+    service = ImageService(Settings(image_max_pixels=max_pixels, image_decode_memory_mb=256))
     await service.resolve([(data_uri(make_image()), "warm-up")], entry)
     base, start = _rss_kib(0, "VmHWM"), time.perf_counter()
     try:

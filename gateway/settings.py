@@ -61,7 +61,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     image_max_frames: int = 100  # animated PNG/WebP: more are refused; only the first is decoded
     # Decodes reserve their estimated bytes from this budget (they wait when it is spent; one
     # image that needs more is refused): what images may take on top of the process's baseline.
-    image_decode_memory_mb: int = 256
+    image_decode_memory_mb: int = 384  # a WebP at the pixel cap needs about 280
     image_decode_threads: int = 0  # 0: the container's CPUs (cgroup quota) less one for the loop
     image_max_redirects: int = 3
     image_allow_http: bool = False

@@ -80,6 +80,23 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def webp_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas size a WebP header says (VP8X, VP8L or VP8), before anything is allocated.
+
+    libwebp's decoder allocates its canvas when Pillow opens the file, so the pixel cap must hold
+    before that.
+    """
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None
+
+
 def _too_large(message: str, param: str) -> InvalidRequestError:
     return InvalidRequestError(message, param=param, code="image_too_large")
 
@@ -101,6 +118,9 @@ def open_image(data: bytes, max_pixels: int, param: str, max_frames: int = 100) 
     if fmt is None:
         raise InvalidRequestError("Unsupported or unrecognised image format: use jpeg, png or "
                                   "webp", param=param, code="unsupported_image_format")
+    claimed = webp_size(data) if fmt == "WEBP" else None
+    if claimed is not None and claimed[0] * claimed[1] > max_pixels:
+        raise _too_large(f"Image has {claimed[0]}x{claimed[1]} pixels; the limit is {max_pixels}", param)
     try:
         image = Image.open(io.BytesIO(data), formats=(fmt,))
         frames = int(getattr(image, "n_frames", 1))
@@ -147,10 +167,11 @@ def reduction(size: tuple[int, int], cfg: ImageProcessorConfig | None) -> int:
 def plan(image: ImageFile.ImageFile, cfg: ImageProcessorConfig | None) -> Plan:
     """How to decode ``image`` for ``cfg`` (full size when None), and its memory estimate.
 
-    The estimate counts the decoded image in its own mode (three times for WebP, which Pillow
-    copies out of libwebp twice; a progressive JPEG's full-size coefficients, which libjpeg keeps
-    however small it decodes), a strip being converted, the reduced RGB image twice (EXIF
-    rotation copies it) and some slack for the preprocessing arrays.
+    The estimate counts the decoded image in its own mode (four times for WebP: libwebp's canvas
+    and previous frame, the bytes Pillow copies out and its image, 4.1x measured), a progressive
+    JPEG's full-size coefficients (libjpeg keeps them however small it decodes), a strip being
+    converted, the reduced RGB image twice (EXIF rotation copies it) and some slack for the
+    preprocessing arrays.
     """
     width, height = image.size
     factor = reduction(image.size, cfg)
@@ -161,7 +182,7 @@ def plan(image: ImageFile.ImageFile, cfg: ImageProcessorConfig | None) -> Plan:
         if image.info.get("progressive"):  # libjpeg keeps every DCT coefficient: 2 bytes each
             coefficients = width * height * 2 * len(image.getbands())
         width, height = -(-width // draft), -(-height // draft)
-    decoded = width * height * _bytes_per_pixel(image.mode) * (3 if image.format == "WEBP" else 1)
+    decoded = width * height * _bytes_per_pixel(image.mode) * (4 if image.format == "WEBP" else 1)
     decoded += coefficients
     reduced = -(-width // factor) * -(-height // factor) * 4
     return Plan(draft=draft, factor=factor, cost=decoded + 2 * reduced + 2 * _STRIP_BYTES + (8 << 20))

@@ -20,6 +20,7 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException
 
+from gateway.settings import Settings
 from gateway.triton.server import TritonServer
 from tests.e2e.conftest import CHAT_MODEL
 from tests.images import ImageServer, animated, big_png, data_uri, image_server, make_image, png_claiming, webp_claiming
@@ -317,12 +318,14 @@ async def test_four_34_mpx_pngs_are_a_fast_400_and_memory_stays_flat(gateway: Ga
 
 async def test_four_images_at_the_pixel_cap_are_served_within_the_budget(gateway: GatewayProcess) -> None:
     """Four 4096x4096 RGBA PNGs (the default cap, 256 MiB decoded in all) decode within the
-    default 256 MiB budget, reduced by 4 as they decode; the gateway stays live meanwhile."""
+    default budget, reduced by 4 as they decode; the gateway stays live meanwhile. Measured:
+    +88 MiB with one decode thread; the budget bounds it on machines with more."""
     uri = data_uri(big_png((4096, 4096)))
     response, seconds, slowest, growth = await _post_while_probing(gateway, _parts(*[uri] * 4))
     assert response.status_code == 200, response.text
     assert response.json()["usage"]["prompt_tokens"] > 4 * PER_IMAGE
-    assert growth < 256 and slowest < 0.1 and seconds < 60, (seconds, slowest, growth)
+    budget = Settings().image_decode_memory_mb
+    assert growth < budget and slowest < 0.1 and seconds < 60, (seconds, slowest, growth)
 
 
 @pytest.mark.parametrize(("data", "code"), [

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from gateway.errors import InvalidRequestError
-from gateway.images.decode import Plan, decode, decode_image, open_image, plan, reduction
+from gateway.images.decode import Plan, decode, decode_image, open_image, plan, reduction, webp_size
 from gateway.registry import ImageProcessorConfig
 from tests.images import animated, big_png, make_image, png_claiming, webp_claiming
 
@@ -112,9 +112,23 @@ def test_real_png_bomb_is_refused_before_decoding() -> None:
 
 @pytest.mark.parametrize("size", [(16384, 16384), (8000, 8000), (4097, 4096)])
 def test_webp_bomb(size: tuple[int, int]) -> None:
+    """Refused from the bytes before Pillow opens it: libwebp allocates its canvas on open."""
     data = webp_claiming(size)
-    assert len(data) < 100  # 16384 a side trips Pillow's own backstop, the others our cap
-    assert _timed_code(data) == "image_too_large"
+    assert len(data) < 100 and webp_size(data) == size
+    with pytest.raises(InvalidRequestError) as info:
+        open_image(data, 16 * 1024 * 1024, P)
+    assert info.value.code == "image_too_large" and f"{size[0]}x{size[1]}" in info.value.message
+
+
+def test_webp_size_reads_every_kind_of_header() -> None:
+    lossless, alpha = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (123, 45)).save(lossless, format="WEBP", lossless=True)
+    Image.new("RGBA", (67, 89)).save(alpha, format="WEBP")
+    assert webp_size(make_image("WEBP", (333, 222))) == (333, 222)  # VP8 (lossy)
+    assert webp_size(lossless.getvalue()) == (123, 45)  # VP8L
+    assert webp_size(alpha.getvalue()) == (67, 89)  # VP8X
+    assert webp_size(animated("WEBP", 3, (40, 30))) == (40, 30)  # VP8X, animated
+    assert webp_size(b"RIFF\0\0\0\0WEBPJUNK") is None
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
