@@ -145,7 +145,9 @@ def uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",  # type: ignore[arg-type]  # an ASGI callable; uvicorn's type is a union of protocols
                           loop="uvloop", http="httptools",
                           timeout_keep_alive=max(1, round(settings.keep_alive_timeout_s)),
-                          timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)))
+                          timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
+                          # Connections beyond this get an immediate 503 instead of a queue.
+                          limit_concurrency=settings.max_connections)
 
 
 class _GatewayServer(uvicorn.Server):

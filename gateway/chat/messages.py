@@ -87,7 +87,7 @@ def flatten_messages(
         where = f"messages[{i}]"
         if msg.role not in _ROLES:
             raise _invalid(f"Unsupported role '{msg.role}' at {where}; expected one of "
-                           "system, user, assistant", f"{where}.role")
+                           "system, developer, user, assistant", f"{where}.role")
         role = "system" if msg.role == "developer" else msg.role
         if msg.content is None:
             raise _invalid(f"{where}.content is required", f"{where}.content")

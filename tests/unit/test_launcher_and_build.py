@@ -264,3 +264,11 @@ def test_a_triton_reaped_elsewhere_is_never_signalled(tmp_path: Path, monkeypatc
     assert server.exit_status() is not None
     server.stop()
     assert sent == [] and server.process is None
+
+
+def test_uvicorn_caps_connections_from_the_settings() -> None:
+    from gateway.cli import uvicorn_config
+
+    config = uvicorn_config(object(), Settings.from_env({"CHUNGUS_MAX_CONNECTIONS": "77"}))
+    assert config.limit_concurrency == 77
+    assert uvicorn_config(object(), Settings()).limit_concurrency == 2048

@@ -127,7 +127,7 @@ def test_flatten_refusals_name_the_field() -> None:
         "messages must be a non-empty array", "messages", "invalid_messages")
     role = _refused([{"role": "user", "content": "x"}, {"role": "tool", "content": "x"}])
     assert (role.message, role.param, role.code) == (
-        "Unsupported role 'tool' at messages[1]; expected one of system, user, assistant",
+        "Unsupported role 'tool' at messages[1]; expected one of system, developer, user, assistant",
         "messages[1].role", "invalid_messages")
     missing = _refused([{"role": "user"}])
     assert (missing.message, missing.param, missing.code) == (
