@@ -235,3 +235,25 @@ def test_check_address_messages() -> None:
 ])
 def test_targets(policy: UrlPolicy, url: str, target: Target) -> None:
     assert policy.check_url(url, P) == target
+
+
+@pytest.mark.parametrize(("host", "ip"), [
+    ("fe80::1%a%b", "fe80::1"), ("0X7F.0.0.1", "127.0.0.1"), ("0XA.0XB.0.1", "10.11.0.1"),
+])
+def test_zones_and_upper_case_hex(host: str, ip: str) -> None:
+    assert str(parse_ip_host(host)) == ip
+
+
+def test_rules_ending_in_x_and_host_cidrs() -> None:
+    assert _blocked(UrlPolicy(denied_hosts=("fox",)), "https://fox/x").message == (
+        "Image host 'fox' is denied by this server")
+    loose = UrlPolicy(allowed_hosts=("127.0.0.1/8",))  # host bits set: still the /8
+    assert loose.check_url("https://127.0.0.2/x", P).host == "127.0.0.2"
+    with pytest.raises(BlockedURL) as denied:
+        UrlPolicy(denied_hosts=("fox",)).check_address("fox", ipaddress.ip_address("8.8.8.8"), P)
+    assert (denied.value.message, denied.value.param) == ("Image host 'fox' is denied by this server", P)
+
+
+def test_hosts_ending_in_x_and_port_one() -> None:
+    assert UrlPolicy().check_url("https://fox/x", P) == Target("https", "fox", 443, b"/x", b"fox")
+    assert UrlPolicy().check_url("https://fox:1/", P) == Target("https", "fox", 1, b"/", b"fox:1")

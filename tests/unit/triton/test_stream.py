@@ -266,3 +266,29 @@ def test_stop_trimmer_finds_a_stop_split_across_pieces() -> None:
     assert trimmer.push("ab") == "a"
     assert trimmer.push("c!") == ""
     assert trimmer.hit is True
+
+
+def test_a_cumulative_decoder_with_no_responses_sends_nothing() -> None:
+    last = StreamDecoder(cumulative=True, max_tokens=4).finish()
+    assert last == Delta(text="", finish_reason="stop", prompt_tokens=None, completion_tokens=0)
+
+
+def test_a_stop_sequence_ends_the_call_at_once() -> None:
+    decoder = StreamDecoder(cumulative=False, max_tokens=9, stops=["END"])
+    assert decoder.feed(Response(text=b"aEND")) == Delta(text="a", completion_tokens=1)
+    assert decoder.final is True
+
+
+def test_cumulative_text_replaces_bad_bytes() -> None:
+    deltas = _run([Response(text=b"ab\xff", final=True)], cumulative=True)
+    assert _text(deltas) == ["ab", "\ufffd"]
+
+
+def test_stop_trimmer_cuts_at_the_first_occurrence() -> None:
+    assert StopTrimmer(["b"]).push("abab") == "a"
+
+
+def test_stop_trimmer_tries_every_partial_length() -> None:
+    trimmer = StopTrimmer(["abcd"])
+    assert trimmer.push("xab") == "x"
+    assert trimmer.flush() == "ab"
