@@ -250,10 +250,11 @@ def decode(image: ImageFile.ImageFile, how: Plan, param: str) -> Decoded:
     Raises:
         InvalidRequestError: ``invalid_image`` (corrupt or truncated), ``image_too_large``.
     """
-    size, reduced = image.size, None
+    size, reduced, scale = image.size, None, 1
     try:
-        if how.draft > 1:
-            image.draft(image.mode, (size[0] // how.draft, size[1] // how.draft))
+        if how.draft > 1:  # the scale libjpeg takes, which is the planned one in practice
+            drafted = image.draft(image.mode, (size[0] // how.draft, size[1] // how.draft))
+            scale = round(size[0] / drafted[1][2]) if drafted else 1
         image.load()
         orientation = _orientation(image)
         reduced = _rgb_reduced(image, how.factor)
@@ -265,7 +266,7 @@ def decode(image: ImageFile.ImageFile, how: Plan, param: str) -> Decoded:
     finally:
         if reduced is not image:
             image.close()  # the full-size pixels go now, not when the caller lets go
-    return _upright(reduced, orientation, how.draft * how.factor, size)
+    return _upright(reduced, orientation, scale * how.factor, size)
 
 
 def decode_image(data: bytes, max_pixels: int, param: str,
