@@ -87,7 +87,8 @@ class StreamDecoder:
         self.max_tokens = max_tokens
         self.count = count
         self.responses = 0
-        self.final = False
+        self.final = False  # nothing more to read: the model's final response, or a stop sequence
+        self.model_done = False  # the model sent its final response
         self.prompt_tokens = prompt_tokens
         self._model_counts = False
         self._output_tokens = 0
@@ -107,6 +108,7 @@ class StreamDecoder:
         """One response in; a delta out when there is text to send (``final`` says when to stop)."""
         self.responses += 1
         self.final = response.final
+        self.model_done = self.model_done or response.final
         if response.input_tokens is not None:
             self.prompt_tokens = response.input_tokens
         if response.output_tokens is not None:
