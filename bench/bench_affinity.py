@@ -11,7 +11,7 @@ neither policy inherits the other's cache. Medians over all rounds; turn 1 is a 
 under both policies, so turns 2+ are where the policies differ.
 
 Run: ``.venv/bin/python -m bench.bench_affinity [--rounds 3] [--conversations 3] [--turns 4]
-[--think-s 2] [--max-seconds 900]``
+[--think-s 2] [--load-factor 1.25] [--max-seconds 900]``
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from gateway.backends.base import GenerationRequest
 from gateway.registry import ModelEntry, load_registry
 from gateway.tokens import Tokenizers
 from gateway.triton.backend import TritonBackend
-from gateway.triton.routing import Policy, Router
+from gateway.triton.routing import DEFAULT_LOAD_FACTOR, Policy, Router
 from gateway.triton.server import TritonServer, free_port
 
 VALLEY = ("the river carries cold water from the northern hills past old mills and quiet farms "
@@ -43,8 +43,8 @@ WORDS = VALLEY.split()
 class RecordingRouter(Router):
     """A Router that remembers which endpoint each choice went to."""
 
-    def __init__(self, policy: Policy) -> None:
-        super().__init__(policy)
+    def __init__(self, policy: Policy, load_factor: float) -> None:
+        super().__init__(policy, load_factor=load_factor)
         self.chosen: list[tuple[str, str]] = []  # (conversation, endpoint)
 
     def choose(self, names: Sequence[str], loads: Sequence[int], prompt: str = "") -> int:
@@ -122,7 +122,7 @@ async def bench(out: Path, args: argparse.Namespace) -> dict[str, object]:
     async def dns(host: str, port: int) -> list[str]:
         return list(urls)
 
-    routers = {p: RecordingRouter(p) for p in ("affinity", "least_outstanding")}
+    routers = {p: RecordingRouter(p, args.load_factor) for p in ("affinity", "least_outstanding")}
     backends = {p: TritonBackend(["dns://triton.bench:8001"], Tokenizers(out), router=r,
                                  resolver=dns, resolve_s=3600) for p, r in routers.items()}
     results: dict[str, list[list[list[float]]]] = {p: [] for p in backends}
@@ -204,6 +204,8 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--think-s", type=float, default=2.0,
                         help="most pause between two turns of a conversation (seeded random)")
+    parser.add_argument("--load-factor", type=float, default=DEFAULT_LOAD_FACTOR,
+                        help="bounded load's 1 + epsilon (CHUNGUS_TRITON_AFFINITY_LOAD_FACTOR)")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads per Triton")
     parser.add_argument("--max-seconds", type=float, default=900.0,
                         help="no new round starts after this")
