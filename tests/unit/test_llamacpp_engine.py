@@ -102,6 +102,14 @@ def test_only_idle_sequence_is_trimmed_when_it_is_the_source() -> None:
     assert (plan.seq, plan.reuse, plan.trim_from, plan.copy_from) == (idle.seq, len(SYSTEM), len(SYSTEM), None)
 
 
+def test_reuse_can_be_refused() -> None:
+    table = slots.SlotTable(n_seq=4, capacity=1000)
+    a = _run(table, SYSTEM + [1, 2, 3], 100)
+    table.finish(a.seq)
+    plan = table.plan(SYSTEM + [1, 2, 3], reserve=100, reuse=False)
+    assert plan.reuse == 0 and plan.copy_from is None and plan.seq != a.seq
+
+
 def test_no_idle_sequence_means_wait() -> None:
     table = slots.SlotTable(n_seq=2, capacity=1000)
     _run(table, [1, 2], 10)

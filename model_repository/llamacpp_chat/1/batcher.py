@@ -43,6 +43,7 @@ class Sequence:
     on_token: Callable[["Sequence", int], bool] = lambda s, t: True  # False: stop now
     on_done: Callable[["Sequence", str | None], None] = lambda s, e: None  # e: error text
     is_cancelled: Callable[[], bool] = lambda: False
+    reuse_prefix: bool = True  # start from a cached prompt prefix when one exists
     # Batcher state
     slot: int = -1
     pos: int = 0  # tokens of this sequence whose KV is in the cache
@@ -159,7 +160,7 @@ class Batcher(threading.Thread):
                 continue
             reserve = min(len(seq.prompt) + seq.max_tokens + 1, self.kv_cells)
             try:
-                plan = self.table.plan(seq.prompt, reserve)
+                plan = self.table.plan(seq.prompt, reserve, reuse=seq.reuse_prefix)
             except ValueError as exc:
                 self.waiting.popleft()
                 self._fail(seq, str(exc))

@@ -70,6 +70,7 @@ def read_generation(request, seed_bits=32):
         "top_p": top_p,
         "top_k": top_k,
         "seed": int(seed) & mask if seed is not None else int.from_bytes(os.urandom(seed_bits // 8), "little"),
+        "seed_given": seed is not None,
         "stop": strings(request, "stop_words"),
         "exclude_input": bool(optional(request, "exclude_input_in_output", True)),
         "frequency_penalty": float(optional(request, "frequency_penalty", 0.0)),

@@ -52,7 +52,7 @@ class TritonPythonModel:
         self.batcher = Batcher(self.llm._model.model, self.llm._model.vocab, parallel=parallel,
                                ctx_per_seq=self.n_ctx, kv_cells=kv_cells, n_seq=n_seq, threads=threads,
                                n_batch=n_batch, prefill_chunk=chunk,
-                               adapt_threads=params.get("adapt_threads", "true").lower() != "false")
+                               adapt_threads=params.get("adapt_threads", "false").lower() == "true")
         self.batcher.start()
         self.pieces = {}
         self.logger = pb_utils.Logger
@@ -126,7 +126,9 @@ class TritonPythonModel:
                         min_p=p["min_p"],
                         repeat_penalty=p["repetition_penalty"], frequency_penalty=p["frequency_penalty"],
                         presence_penalty=p["presence_penalty"], on_token=on_token, on_done=on_done,
-                        is_cancelled=request.is_cancelled)
+                        is_cancelled=request.is_cancelled,
+                        # A seeded sampled request is prefilled whole: the same seed, the same text.
+                        reuse_prefix=not (p["seed_given"] and p["temperature"] > 0))
 
     @staticmethod
     def _response(text, n_in=None, n_out=None, finish=None):

@@ -72,8 +72,12 @@ class SlotTable:
 
     # Planning ------------------------------------------------------------------------------------
 
-    def plan(self, prompt: list[int], reserve: int) -> Plan | None:
+    def plan(self, prompt: list[int], reserve: int, reuse: bool = True) -> Plan | None:
         """Choose a sequence for a request needing ``reserve`` cells; None: wait for a request to end.
+
+        ``reuse=False`` prefills the whole prompt (a seeded sampled request: llama.cpp's kernels
+        round a token evaluated alone differently from one inside a batch, so only a prompt
+        evaluated the same way gives the same text for the same seed).
 
         Raises:
             ValueError: ``reserve`` exceeds the whole capacity (the request can never run).
@@ -83,7 +87,7 @@ class SlotTable:
         idle = [s for s, b in enumerate(self.busy) if not b]
         if not idle:
             return None
-        limit = len(prompt) - 1  # the last prompt token is always evaluated (its logits start decoding)
+        limit = len(prompt) - 1 if reuse else 0  # the last prompt token is always evaluated
         lcp = [min(common_prefix(t, prompt), limit) for t in self.tokens]
         best = max(range(len(lcp)), key=lambda s: (lcp[s], not self.busy[s], self.last_used[s]))
         reuse = lcp[best] if lcp[best] >= self.min_reuse else 0
