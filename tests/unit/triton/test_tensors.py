@@ -296,3 +296,22 @@ def test_greedy_needs_no_temperature_input_where_top_k_exists_but_stops_need_no_
     assert got == {"text_input": "x", "max_tokens": 1, "top_k": 1}
     with pytest.raises(InvalidRequestError):
         build_inputs(sig, GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, temperature=0.7))
+
+
+def test_greedy_needs_no_temperature_input_under_any_top_k_spelling() -> None:
+    old = _sig([("text_input", "TYPE_STRING", [-1]), ("max_tokens", "TYPE_INT32", [1]),
+                ("runtime_top_k", "TYPE_INT32", [1])])
+    got = _values(build_inputs(old, GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, temperature=0.0)))
+    assert got == {"text_input": "x", "max_tokens": 1, "runtime_top_k": 1}
+    llmapi = _sig([i for i in LLMAPI_INPUTS if i[0] != "sampling_param_temperature"])
+    req = GenerationRequest(model=LLMAPI, prompt="p", max_tokens=2, temperature=0.0)
+    assert _values(build_inputs(llmapi, req))["sampling_param_top_k"] == 1
+
+
+def test_images_for_a_model_without_an_image_input_are_refused() -> None:
+    sig = _sig([("text_input", "TYPE_STRING", [-1]), ("max_tokens", "TYPE_INT32", [1])])
+    req = GenerationRequest(model=ENTRY, prompt="x", max_tokens=1, images=np.zeros((1, 3, 2, 2), np.float16))
+    with pytest.raises(InvalidRequestError) as info:
+        build_inputs(sig, req)
+    assert (info.value.message, info.value.param, info.value.code) == (
+        "Model 'm' does not support image input on its backend", "messages", "unsupported_parameter")
