@@ -292,3 +292,14 @@ def test_stop_trimmer_tries_every_partial_length() -> None:
     trimmer = StopTrimmer(["abcd"])
     assert trimmer.push("xab") == "x"
     assert trimmer.flush() == "ab"
+
+
+def test_model_done_only_after_the_models_final_response() -> None:
+    decoder = StreamDecoder(cumulative=False, max_tokens=9, stops=["END"])
+    assert decoder.model_done is False
+    decoder.feed(Response(text=b"aEND"))
+    assert (decoder.final, decoder.model_done) == (True, False)  # a stop: the model still runs
+    decoder.feed(Response(final=True))
+    assert decoder.model_done is True
+    decoder.feed(Response(text=b"late"))
+    assert (decoder.final, decoder.model_done) == (True, True)  # once done, always done
