@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import grpc
 import tritonclient.grpc.aio as grpcclient
+from tritonclient.grpc import KeepAliveOptions
+from tritonclient.grpc._client import MAX_GRPC_MESSAGE_SIZE
 from tritonclient.utils import InferenceServerException
 
 from gateway.errors import ServiceUnavailableError
@@ -25,6 +27,28 @@ from gateway.triton.routing import Router
 
 log = logging.getLogger("chungus.triton")
 
+
+
+def channel_args() -> list[tuple[str, int]]:
+    """tritonclient's own channel options, plus a short reconnect backoff.
+
+    gRPC's default backoff grows to 120 s, so after a long Triton outage the gateway would wait
+    minutes to notice Triton is back (measured: 4-7 s after a 30 s outage); capped at 1 s it
+    reconnects within about a second. ``channel_args`` replaces tritonclient's defaults, hence
+    the message sizes and keepalive options repeated here.
+    """
+    keepalive = KeepAliveOptions()
+    return [
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", int(keepalive.keepalive_permit_without_calls)),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.min_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
 
 @dataclass(eq=False)
 class Endpoint:
@@ -116,7 +140,8 @@ class Endpoints:
             back = next((ep for ep in self.retiring if ep.url == url), None)
             if back is not None:
                 self.retiring.remove(back)
-            added.append(back or Endpoint(url, grpcclient.InferenceServerClient(url)))
+            added.append(back or Endpoint(url, grpcclient.InferenceServerClient(
+                url, channel_args=channel_args())))
         await asyncio.gather(*(self._refresh(ep) for ep in added))
         keep = set(urls)
         gone = [ep for ep in self.all if ep.url not in keep]
