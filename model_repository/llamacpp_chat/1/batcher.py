@@ -77,7 +77,7 @@ class Batcher(threading.Thread):
     """Owns a llama.cpp context; decodes up to ``parallel`` requests together until ``stop()``."""
 
     def __init__(self, model: Any, vocab: Any, *, parallel: int, ctx_per_seq: int, kv_cells: int,
-                 n_seq: int, threads: int, n_batch: int = 512, prefill_chunk: int = 256,
+                 n_seq: int, threads: int, n_batch: int = 512, prefill_chunk: int = 256, prefill_alone: bool = True,
                  threads_batch: int | None = None, adapt_threads: bool = True) -> None:
         super().__init__(daemon=True, name="llamacpp-batcher")
         n_seq = max(n_seq, parallel + 1)
@@ -103,6 +103,8 @@ class Batcher(threading.Thread):
         self.parallel = parallel
         self.n_batch = n_batch
         self.prefill_chunk = prefill_chunk
+        self.prefill_alone = prefill_alone
+        self._prefill_turn = False
         self.table = SlotTable(n_seq, self.kv_cells)
         self.active: list[Sequence] = []
         self.waiting: deque[Sequence] = deque()
@@ -189,8 +191,20 @@ class Batcher(threading.Thread):
     def _step(self) -> None:
         decoding = [s for s in self.active if not s.prefilling]
         prefilling = [s for s in self.active if s.prefilling]
+        if self.prefill_alone and prefilling and decoding:
+            # One kind of work per llama_decode, alternating: a prompt evaluated together with
+            # other sequences' tokens rounds differently in llama.cpp's kernels, and a near-tie
+            # then picks another token, so the same request would answer differently when others
+            # run. Prompts are prefilled one at a time, in whole (up to n_batch) chunks.
+            self._prefill_turn = not self._prefill_turn
+            if self._prefill_turn:
+                decoding = []
+            else:
+                prefilling = []
+        if self.prefill_alone:
+            prefilling = prefilling[:1]
         takes = plan_step(len(decoding), [len(s.prompt) - s.pos for s in prefilling],
-                          self.n_batch, self.prefill_chunk)
+                          self.n_batch, self.n_batch if self.prefill_alone else self.prefill_chunk)
         b = self.batch
         n = 0
         sample_at: list[tuple[Sequence, int]] = []

@@ -52,6 +52,7 @@ class TritonPythonModel:
         self.batcher = Batcher(self.llm._model.model, self.llm._model.vocab, parallel=parallel,
                                ctx_per_seq=self.n_ctx, kv_cells=kv_cells, n_seq=n_seq, threads=threads,
                                n_batch=n_batch, prefill_chunk=chunk,
+                               prefill_alone=params.get("prefill_alone", "true").lower() == "true",
                                adapt_threads=params.get("adapt_threads", "false").lower() == "true")
         self.batcher.start()
         self.pieces = {}
@@ -127,8 +128,12 @@ class TritonPythonModel:
                         repeat_penalty=p["repetition_penalty"], frequency_penalty=p["frequency_penalty"],
                         presence_penalty=p["presence_penalty"], on_token=on_token, on_done=on_done,
                         is_cancelled=request.is_cancelled,
-                        # A seeded sampled request is prefilled whole: the same seed, the same text.
-                        reuse_prefix=not (p["seed_given"] and p["temperature"] > 0))
+                        # A request that asks for reproducible text (greedy, or seeded) is prefilled
+                        # whole: a prompt evaluated in pieces (a cached prefix, then the rest)
+                        # rounds differently in llama.cpp's kernels, and a near-tie then picks
+                        # another token. Sampled unseeded requests start from cached prefixes.
+                        reuse_prefix=not (p["seed_given"] or p["temperature"] <= 0
+                                          or p["top_k"] == 1))
 
     @staticmethod
     def _response(text, n_in=None, n_out=None, finish=None):
