@@ -11,6 +11,34 @@ import numpy.typing as npt
 from gateway.registry import ModelEntry
 
 FinishReason = Literal["stop", "length", "cancelled"]
+# NVIDIA's guided_decoding_guide_type values (TensorRT-LLM's xgrammar backend; our CPU models too).
+GuideType = Literal["json", "json_schema", "regex", "ebnf_grammar"]
+
+
+@dataclass(frozen=True, slots=True)
+class Guide:
+    """Constrained decoding: the output must match ``text`` (a JSON schema, regex or EBNF
+    grammar; empty for ``json``, any JSON value)."""
+
+    type: GuideType
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token: str
+    bytes: bytes
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token's log-probability and, when asked for, the likeliest alternatives."""
+
+    token: str
+    bytes: bytes
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +63,13 @@ class GenerationRequest:
     request_id: str = ""
     # The gateway's count of the prompt's tokens (None where the model has no tokenizer here).
     prompt_tokens: int | None = None
+    # Constrained decoding (response_format json_object/json_schema, required or named tools).
+    guide: Guide | None = None
+    # Per-token log-probabilities on the deltas; top_logprobs alternatives per token (0-20).
+    logprobs: bool = False
+    top_logprobs: int = 0
+    # W3C trace context (traceparent, tracestate) passed on to the model server.
+    trace_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -49,6 +84,8 @@ class Delta:
     finish_reason: FinishReason | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # One entry per token in ``text`` when the request asked for logprobs.
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
