@@ -22,6 +22,8 @@ class Guide:
 
     type: GuideType
     text: str = ""
+    # The client's parameter the guide comes from, named in a refusal (a backend without it).
+    param: str = "response_format"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from gateway.auth.principal import Admission, Guard, Principal
 from gateway.backends.base import Backend, Delta, GenerationRequest
 from gateway.catalog import ModelCatalog
 from gateway.chat.messages import check_size, flatten_messages
-from gateway.chat.params import check_params, fit_context
+from gateway.chat.params import check_params
 from gateway.chat.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -33,6 +33,7 @@ from gateway.chat.templates import load_template, render
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.http.sse import DONE, encode_event, error_event
 from gateway.registry import ModelEntry
+from gateway.sampling import fit_context
 from gateway.tokens import Tokenizers
 
 log = logging.getLogger("chungus.chat")

@@ -8,18 +8,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.chat.params import (
+from gateway.chat.params import check_params
+from gateway.chat.protocol import ChatCompletionRequest
+from gateway.errors import InvalidRequestError
+from gateway.registry import ModelEntry
+from gateway.sampling import (
     GREEDY_BELOW,
     MAX_REPETITION_PENALTY,
     MAX_STOP_CHARS,
     MAX_STOP_SEQUENCES,
     MAX_TOP_K,
-    check_params,
     fit_context,
 )
-from gateway.chat.protocol import ChatCompletionRequest
-from gateway.errors import InvalidRequestError
-from gateway.registry import ModelEntry
 
 ENTRY = ModelEntry(id="m", triton_model="m", default_max_tokens=50, max_tokens_limit=200,
                    context_length=100)

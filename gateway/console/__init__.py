@@ -1,0 +1,1 @@
+"""The web console at /console: keys, models, usage, live metrics, playground."""

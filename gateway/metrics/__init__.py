@@ -1,0 +1,1 @@
+"""Prometheus metrics (GET /metrics) and the live figures the console shows."""

@@ -1,0 +1,1 @@
+"""OpenTelemetry tracing: a span per request, W3C trace context passed on to Triton."""
