@@ -152,7 +152,7 @@ class UrlPolicy:
             allowed = "https" + (" or http" if self.allow_http else "")
             raise _invalid(f"Image URLs must use {allowed}, or be data: URIs", param)
         host = parsed.raw_host.decode("ascii").lower().rstrip(".")
-        port = parsed.port or (443 if scheme == "https" else 80)
+        port = parsed.port if parsed.port is not None else (443 if scheme == "https" else 80)
         if not host or parsed.userinfo or not 0 < port < 65536:
             raise _invalid("Image URLs need a host, a valid port and no credentials", param)
         ip = parse_ip_host(host)

@@ -173,6 +173,9 @@ def _blocked(policy: UrlPolicy, url: str) -> BlockedURL:
      "invalid_image_url"),
     (UrlPolicy(), "https://8.8.8.8:65536/x", "Image URLs need a host, a valid port and no credentials",
      "invalid_image_url"),
+    # Port 0 is no port: it must not fall back to 443 (it would fetch from a port nobody named).
+    (UrlPolicy(), "https://8.8.8.8:0/x", "Image URLs need a host, a valid port and no credentials",
+     "invalid_image_url"),
     (UrlPolicy(), "https://8.8.8.8:abc/", "Invalid image URL", "invalid_image_url"),
     (UrlPolicy(), "https://[::1/x.png", "Invalid image URL", "invalid_image_url"),
     (UrlPolicy(), "https://127.0.0.1:abc/", "Image URL points to a loopback address", "image_url_blocked"),
