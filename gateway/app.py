@@ -24,6 +24,7 @@ from gateway.http.middleware import RequestContextMiddleware, make_before_send
 from gateway.models.route import model_routes
 from gateway.openapi import openapi_route
 from gateway.registry import Registry
+from gateway.responses.route import responses_routes
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 
@@ -44,6 +45,8 @@ def build_app(services: Services) -> Litestar:
     ]
     if services.admin is not None:
         routes.extend(admin_routes(services.admin))
+    if services.responses is not None:
+        routes.extend(responses_routes(services.responses, reader))
     routes.append(openapi_route(routes))
 
     async def started() -> None:

@@ -25,6 +25,7 @@ from gateway.chat.protocol import ChatCompletion, ChatCompletionChunk, ChatCompl
 from gateway.embeddings.protocol import EmbeddingList, EmbeddingRequest
 from gateway.http.paths import PREFIXES
 from gateway.models.protocol import Model, ModelList
+from gateway.responses import protocol as responses
 
 PATH = "/openapi.json"
 SECURITY_SCHEME = "bearerAuth"
@@ -190,6 +191,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Deactivate a model", "admin", {"200": ModelActivation}, (*_ADMIN, 404)),
     ("GET", "/admin/usage"): Operation("Token usage per key and day", "admin",
                                        {"200": KeyUsageList}, _ADMIN, query=("key_id",)),
+    ("POST", "/responses"): Operation(
+        "Create a response (JSON, or with stream=true server-sent `event:` + `data:` pairs, the "
+        "Responses API's semantic events)", "responses", {"200": responses.Response},
+        (*BODY, *AUTH, *MODEL_CALL, 500), responses.ResponseCreateRequest),
+    ("GET", "/responses/{response_id}"): Operation(
+        "Retrieve a stored response made with this key", "responses", {"200": responses.Response},
+        (*AUTH, 404, 500)),
+    ("DELETE", "/responses/{response_id}"): Operation(
+        "Delete a stored response made with this key", "responses", {"200": responses.ResponseDeleted},
+        (*AUTH, 404, 500)),
 }
 
 # One server-sent event (OpenAPI 3.1: the schema of a stream describes each event).

@@ -8,7 +8,7 @@ Litestar dependencies; features receive the one service they need, never the con
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gateway.admin.service import AdminService
@@ -22,7 +22,10 @@ from gateway.chat.service import ChatService, ImageResolver
 from gateway.embeddings.service import EmbeddingLimits, EmbeddingService
 from gateway.health.state import Lifecycle
 from gateway.limits import make_limiter
+from gateway.metrics import Metrics
 from gateway.registry import Registry, load_registry
+from gateway.responses.service import ResponsesService
+from gateway.responses.store import ResponseStore
 from gateway.settings import Settings
 from gateway.tokens import Tokenizers
 
@@ -40,7 +43,9 @@ class Services:
     chat: ChatService
     embeddings: EmbeddingService
     lifecycle: Lifecycle
+    metrics: Metrics = field(default_factory=Metrics)  # Prometheus families, live figures
     admin: AdminService | None = None  # None when keys are off
+    responses: ResponsesService | None = None  # set by build_services
     on_startup: tuple[Hook, ...] = field(default=())
     on_shutdown: tuple[Hook, ...] = field(default=())
 
@@ -109,12 +114,19 @@ def build_services(
         images = image_service
         shutdown.append(image_service.aclose)
     guard = guard or OpenGuard()
+    store: ResponseStore | None = None
+    if settings.responses_store:
+        ensure_sqlite_dir(settings.database_url)
+        store = ResponseStore(settings.database_url, settings.responses_retention_s)
+        startup.append(store.start)
+        shutdown.append(store.close)
     catalog = ModelCatalog(registry, backend, activation)
     limits = EmbeddingLimits(settings.embedding_max_inputs, settings.embedding_max_total_tokens,
                              settings.embedding_truncate)
-    return Services(
+    services = Services(
         settings=settings, registry=registry, backend=backend, guard=guard, catalog=catalog,
         tokens=tokens, chat=ChatService(catalog, backend, guard, tokens, images),
         embeddings=EmbeddingService(catalog, backend, guard, tokens, limits),
-        lifecycle=Lifecycle(), admin=admin, on_startup=tuple(startup),
+        lifecycle=Lifecycle(), metrics=Metrics(), admin=admin, on_startup=tuple(startup),
         on_shutdown=tuple(shutdown))
+    return replace(services, responses=ResponsesService(services.chat, store))

@@ -71,6 +71,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     embedding_max_inputs: int = 2048
     embedding_max_total_tokens: int = 300_000
     embedding_truncate: bool = False  # over-long inputs: truncate (True) or refuse with 400
+    # Responses API: store responses (store: true, the default) in the keys' database, so that
+    # previous_response_id and GET /v1/responses/{id} work; off, nothing is kept and
+    # previous_response_id is refused. Stored responses hold prompts: kept this long, then deleted.
+    responses_store: bool = False
+    responses_retention_s: float = 7 * 24 * 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
