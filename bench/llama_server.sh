@@ -8,7 +8,7 @@ VERSION=0.3.36
 CACHE=${1:-${CHUNGUS_CACHE:-$HOME/.cache/chungus}/llama-server}
 BIN="$CACHE/llama_cpp_python-$VERSION/vendor/llama.cpp/build/bin/llama-server"
 if [[ -x "$BIN" ]]; then echo "$BIN"; exit 0; fi
-PIP=${PIP:-$(dirname "$0")/../.venv/bin/pip}
+PIP=${PIP:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/pip}
 mkdir -p "$CACHE"
 cd "$CACHE"
 if [[ ! -f llama_cpp_python-$VERSION.tar.gz ]]; then
