@@ -16,6 +16,7 @@ from gateway.backends.base import Backend
 from gateway.catalog import ActivationSource
 from gateway.chat.route import chat_routes
 from gateway.chat.service import ImageResolver
+from gateway.completions.route import completion_routes
 from gateway.embeddings.route import embedding_routes
 from gateway.health.route import health_routes
 from gateway.http.body import BodyReader
@@ -39,6 +40,7 @@ def build_app(services: Services) -> Litestar:
     reader = BodyReader(settings.body_timeout_s)
     routes: list[HTTPRouteHandler] = [
         *chat_routes(services.chat, reader),
+        *completion_routes(services.completions, reader),
         *embedding_routes(services.embeddings, reader),
         *model_routes(services.catalog),
         *health_routes(services.lifecycle, services.catalog),

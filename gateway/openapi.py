@@ -22,6 +22,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from gateway.admin.route import KeyFields
 from gateway.chat.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from gateway.completions.protocol import Completion, CompletionRequest
 from gateway.embeddings.protocol import EmbeddingList, EmbeddingRequest
 from gateway.http.paths import PREFIXES
 from gateway.models.protocol import Model, ModelList
@@ -146,6 +147,7 @@ class Operation:
     request_required: bool = True
     keyed: bool = True  # needs a bearer key
     stream: bool = False  # 200 may also be text/event-stream
+    chunk: str = "ChatCompletionChunk"  # the schema of each streamed event
     query: tuple[str, ...] = ()
 
 
@@ -155,6 +157,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Create a chat completion (JSON, or server-sent events with stream=true)", "chat",
         {"200": ChatCompletion}, (*BODY, *AUTH, *MODEL_CALL, 500), ChatCompletionRequest,
         stream=True),
+    ("POST", "/completions"): Operation(
+        "Create a legacy text completion, no chat template (JSON, or server-sent events with "
+        "stream=true: each event a Completion)", "completions", {"200": Completion},
+        (*BODY, *AUTH, *MODEL_CALL, 500), CompletionRequest, stream=True, chunk="Completion"),
     ("POST", "/embeddings"): Operation(
         "Create embeddings", "embeddings", {"200": EmbeddingList},
         (*BODY, *AUTH, *MODEL_CALL, 500), EmbeddingRequest),
@@ -203,18 +209,24 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (*AUTH, 404, 500)),
 }
 
-# One server-sent event (OpenAPI 3.1: the schema of a stream describes each event).
-SSE_EVENT = {
-    "type": "object",
-    "description": "`data: <ChatCompletionChunk>` events, then `data: [DONE]`; an error after the "
-                   "first event arrives as `data: <ErrorResponse>` (then `[DONE]`)",
-    "required": ["data"],
-    "properties": {"data": {"anyOf": [
-        {"const": "[DONE]"},
-        {"type": "string", "contentMediaType": "application/json", "contentSchema": {"anyOf": [
-            {"$ref": REF.format(name="ChatCompletionChunk")}, {"$ref": REF.format(name="ErrorResponse")}]}},
-    ]}},
-}
+
+
+def sse_event(chunk: str) -> dict[str, Any]:
+    """One server-sent event (OpenAPI 3.1: the schema of a stream describes each event)."""
+    return {
+        "type": "object",
+        "description": f"`data: <{chunk}>` events, then `data: [DONE]`; an error after the "
+                       "first event arrives as `data: <ErrorResponse>` (then `[DONE]`)",
+        "required": ["data"],
+        "properties": {"data": {"anyOf": [
+            {"const": "[DONE]"},
+            {"type": "string", "contentMediaType": "application/json", "contentSchema": {"anyOf": [
+                {"$ref": REF.format(name=chunk)}, {"$ref": REF.format(name="ErrorResponse")}]}},
+        ]}},
+    }
+
+
+SSE_EVENT = sse_event("ChatCompletionChunk")
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
@@ -250,7 +262,7 @@ def _responses(op: Operation) -> dict[str, Any]:
     for status, kind in op.ok.items():
         content = _json(kind)
         if op.stream and status == "200":
-            content["text/event-stream"] = {"schema": SSE_EVENT}
+            content["text/event-stream"] = {"schema": sse_event(op.chunk)}
         out[status] = {"description": "OK" if int(status) < 300 else "Not ready", "content": content}
     for code in sorted(set(op.errors)):
         out[str(code)] = {"description": ERRORS[code], "content": _json(ErrorResponse)}
@@ -290,6 +302,15 @@ def _refine(schemas: dict[str, Any]) -> None:
         "anyOf": [{"type": "string", "minLength": 1},
                   {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}]}
     embedding["required"] = sorted({*embedding.get("required", ()), "input"})
+    completion = schemas["CompletionRequest"]
+    completion["properties"]["prompt"] = {
+        "description": "A string, an array of strings, an array of token ids or an array of arrays "
+                       "of token ids (ids need the model's tokenizer)",
+        "anyOf": [{"type": "string", "minLength": 1},
+                  {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                  {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
+                  {"type": "array", "minItems": 1, "items": {
+                      "type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}}]}
 
 
 def _version() -> str:

@@ -19,6 +19,7 @@ from gateway.auth.store import KeyStore, ensure_sqlite_dir
 from gateway.backends.base import Backend
 from gateway.catalog import ActivationSource, ModelCatalog
 from gateway.chat.service import ChatService, ImageResolver
+from gateway.completions.service import CompletionService
 from gateway.embeddings.service import EmbeddingLimits, EmbeddingService
 from gateway.health.state import Lifecycle
 from gateway.limits import make_limiter
@@ -41,6 +42,7 @@ class Services:
     catalog: ModelCatalog
     tokens: Tokenizers
     chat: ChatService
+    completions: CompletionService
     embeddings: EmbeddingService
     lifecycle: Lifecycle
     metrics: Metrics = field(default_factory=Metrics)  # Prometheus families, live figures
@@ -126,6 +128,7 @@ def build_services(
     services = Services(
         settings=settings, registry=registry, backend=backend, guard=guard, catalog=catalog,
         tokens=tokens, chat=ChatService(catalog, backend, guard, tokens, images),
+        completions=CompletionService(catalog, backend, guard, tokens),
         embeddings=EmbeddingService(catalog, backend, guard, tokens, limits),
         lifecycle=Lifecycle(), metrics=Metrics(), admin=admin, on_startup=tuple(startup),
         on_shutdown=tuple(shutdown))

@@ -75,3 +75,17 @@ class Tokenizers:
         if tok is None:
             return None
         return [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=special)]
+
+    def vocab_size(self, entry: ModelEntry) -> int | None:
+        """How many token ids the model's tokenizer knows (added tokens included)."""
+        tok = self.get(entry)
+        if tok is None:
+            return None
+        return int(tok.get_vocab_size(with_added_tokens=True))
+
+    def decode(self, entry: ModelEntry, ids: Sequence[int]) -> str | None:
+        """Token ids -> text, special tokens kept as their text (the model reads them back)."""
+        tok = self.get(entry)
+        if tok is None:
+            return None
+        return str(tok.decode(list(ids), skip_special_tokens=False))
