@@ -1,45 +1,51 @@
-"""Gateway overhead: the same streaming load straight to Triton (tritonclient) and through the gateway.
+"""Gateway overhead: the same load straight to Triton (tritonclient) and through the gateway,
+streaming and not, at each concurrency, interleaved (direct, gateway, direct, gateway...).
 
-Uses the instant ``echo`` test model, so what is measured is the serving path, not a model.
-Run: ``.venv/bin/python -m bench.bench_gateway [--requests 400] [--concurrency 1 16 64]``
+Uses the instant ``echo`` test model, so what is measured is the serving path, not a model. 16
+"tokens" per answer; streaming counts one SSE chunk per token, non-streaming one response.
+Run: ``.venv/bin/python -m bench.bench_gateway [--requests 400] [--concurrency 1 16 64 256]
+[--rounds 2] [--modes stream plain]``; ``--quick`` for a few seconds' smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import InferInput
 
+from bench import report
 from gateway.triton.server import TritonServer, free_port
 from tests.models.build import build_test_models
 from tests.support import GatewayProcess
 
 WORDS = " ".join(f"w{i}" for i in range(16))  # 16 "tokens" per answer
+One = Callable[[], Awaitable[tuple[float, int]]]
 
 
-def _inputs() -> list[InferInput]:
+def _inputs(stream: bool) -> list[InferInput]:
     out = []
     for name, value, dtype, np_type in (("text_input", WORDS.encode(), "BYTES", np.object_),
                                         ("max_tokens", 16, "INT32", np.int32),
-                                        ("stream", True, "BOOL", np.bool_)):
+                                        ("stream", stream, "BOOL", np.bool_)):
         t = InferInput(name, [1, 1], dtype)
         t.set_data_from_numpy(np.array([[value]], dtype=np_type))
         out.append(t)
     return out
 
 
-async def _direct_one(client: grpcclient.InferenceServerClient) -> tuple[float, int]:
+async def _direct_one(client: grpcclient.InferenceServerClient, stream: bool) -> tuple[float, int]:
     async def reqs():  # type: ignore[no-untyped-def]
-        yield {"model_name": "echo", "inputs": _inputs(), "enable_empty_final_response": True}
+        yield {"model_name": "echo", "inputs": _inputs(stream), "enable_empty_final_response": True}
 
     start, tokens = time.perf_counter(), 0
     async for result, error in client.stream_infer(reqs()):
@@ -48,22 +54,26 @@ async def _direct_one(client: grpcclient.InferenceServerClient) -> tuple[float, 
             tokens += 1
         if result.get_response().parameters["triton_final_response"].bool_param:
             break
-    return time.perf_counter() - start, tokens
+    return time.perf_counter() - start, tokens if stream else 16
 
 
-async def _gateway_one(client: aiohttp.ClientSession, url: str, key: str) -> tuple[float, int]:
-    body = {"model": "echo", "messages": [{"role": "user", "content": WORDS}], "stream": True,
+async def _gateway_one(client: aiohttp.ClientSession, url: str, key: str, stream: bool) -> tuple[float, int]:
+    body = {"model": "echo", "messages": [{"role": "user", "content": WORDS}], "stream": stream,
             "max_tokens": 16}
     start, tokens = time.perf_counter(), 0
     async with client.post(url, json=body, headers={"Authorization": f"Bearer {key}"}) as resp:
         assert resp.status == 200, resp.status
+        if not stream:
+            await resp.read()
+            return time.perf_counter() - start, 16
         async for line in resp.content:
             if line.startswith(b"data: {") and b'"content":"' in line:
                 tokens += 1
     return time.perf_counter() - start, tokens
 
 
-async def _load(one, concurrency: int, total: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+async def closed_loop(one: One, concurrency: int, total: int) -> dict[str, float]:
+    """``concurrency`` workers sending ``total`` requests back to back, after a short warm-up."""
     latencies: list[float] = []
     tokens = 0
     remaining = total
@@ -76,38 +86,89 @@ async def _load(one, concurrency: int, total: int) -> dict[str, float]:  # type:
             latencies.append(took)
             tokens += n
 
-    for _ in range(min(concurrency * 2, 20)):  # warm-up
-        await one()
+    await asyncio.gather(*(one() for _ in range(min(concurrency, 20))))  # warm-up
+    load = report.load_avg()[0]
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - start
     return {"rps": len(latencies) / wall, "tok_s": tokens / wall,
             "p50_ms": statistics.median(latencies) * 1000,
-            "p99_ms": sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1000}
+            "p99_ms": report.percentile(latencies, 0.99) * 1000, "load1": load}
 
 
-async def run(triton_url: str, gw: GatewayProcess, levels: list[int], total: int) -> list[dict]:
-    rows = []
+async def run(triton_url: str, gw: GatewayProcess, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every (round, mode, concurrency): direct and gateway back to back, order alternating."""
+    raw = []
     direct = grpcclient.InferenceServerClient(triton_url)
-    connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024)) as http:
         url = gw.base_url + "/v1/chat/completions"
-        for c in levels:
-            d = await _load(lambda: _direct_one(direct), c, total)
-            g = await _load(lambda: _gateway_one(http, url, gw.admin_key), c, total)
-            rows.append({"concurrency": c, "direct": d, "gateway": g,
-                         "ratio_tok_s": g["tok_s"] / d["tok_s"],
-                         "added_p50_ms": g["p50_ms"] - d["p50_ms"]})
-            print(json.dumps(rows[-1]), flush=True)
+        for rnd in range(args.rounds):
+            for mode in args.modes:
+                stream = mode == "stream"
+                paths: dict[str, One] = {
+                    "direct": lambda s=stream: _direct_one(direct, s),  # type: ignore[misc]
+                    "gateway": lambda s=stream: _gateway_one(http, url, gw.admin_key, s),  # type: ignore[misc]
+                }
+                for c in args.concurrency:
+                    for path in (["direct", "gateway"] if rnd % 2 == 0 else ["gateway", "direct"]):
+                        row = await closed_loop(paths[path], c, args.requests)
+                        raw.append({"round": rnd, "mode": mode, "concurrency": c, "path": path, **row})
+                        print(raw[-1], flush=True)
     await direct.close()
+    return raw
+
+
+def summarize(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Medians over rounds per (mode, concurrency): both paths, ratio and added p50."""
+    rows = []
+    for mode, c in sorted({(r["mode"], r["concurrency"]) for r in raw}, key=lambda k: (k[0] != "stream", k[1])):
+        med = {path: {k: statistics.median(r[k] for r in raw if (r["mode"], r["concurrency"], r["path"])
+                                           == (mode, c, path)) for k in ("rps", "tok_s", "p50_ms", "p99_ms", "load1")}
+               for path in ("direct", "gateway")}
+        rows.append({"mode": mode, "concurrency": c, **med,
+                     "ratio_rps": med["gateway"]["rps"] / med["direct"]["rps"],
+                     "added_p50_ms": med["gateway"]["p50_ms"] - med["direct"]["p50_ms"]})
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
-    args = parser.parse_args()
+def publish(rows: list[dict[str, Any]], raw: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(report.table(
+        ["mode", "concurrency", "direct req/s", "gateway req/s", "ratio", "direct p50 ms", "gateway p50 ms",
+         "added p50 ms", "load1"],
+        [[r["mode"], r["concurrency"], r["direct"]["rps"], r["gateway"]["rps"], r["ratio_rps"],
+          r["direct"]["p50_ms"], r["gateway"]["p50_ms"], r["added_p50_ms"], r["gateway"]["load1"]] for r in rows]))
+    name = args.name
+    print(report.write_json(name, {"command": vars(args), "rows": rows, "raw": raw}, args.json_dir))
+    series_rps: report.Series = {}
+    series_lat: report.Series = {}
+    for r in rows:
+        for path, label in (("gateway", "CHUNGUS"), ("direct", "tritonclient direct")):
+            key = f"{label}, {r['mode']}"
+            series_rps.setdefault(key, []).append((r["concurrency"], r[path]["rps"]))
+            series_lat.setdefault(key, []).append((r["concurrency"], r[path]["p50_ms"]))
+    print(report.plot(name, "Gateway vs direct tritonclient (instant echo model, 16 tokens)", series_rps,
+                      series_lat, throughput_label="requests/s", latency_label="p50 latency (ms)",
+                      directory=args.plot_dir))
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=400, help="requests per measurement")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64, 256])
+    parser.add_argument("--modes", nargs="+", default=["stream", "plain"], choices=["stream", "plain"])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="seconds: 30 requests, concurrency 1 and 4, 1 round")
+    parser.add_argument("--name", default="gateway_overhead", help="file name of the JSON and the plot")
+    parser.add_argument("--json-dir", type=Path, default=None)
+    parser.add_argument("--plot-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.requests, args.concurrency, args.rounds = 30, [1, 4], 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         build_test_models(out)
@@ -118,16 +179,11 @@ def main() -> None:
                             env={"CHUNGUS_ACCESS_LOG": "false", "CHUNGUS_LOG_LEVEL": "WARNING"})
         try:
             gw.start()
-            rows = asyncio.run(run(triton.grpc_url, gw, args.concurrency, args.requests))
+            raw = asyncio.run(run(triton.grpc_url, gw, args))
         finally:
             gw.stop()
             triton.stop()
-    print("\n| concurrency | direct tok/s | gateway tok/s | ratio | direct p50 ms | gateway p50 ms |"
-          " added p50 ms |\n|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['concurrency']} | {r['direct']['tok_s']:.0f} | {r['gateway']['tok_s']:.0f} | "
-              f"{r['ratio_tok_s']:.2f} | {r['direct']['p50_ms']:.2f} | {r['gateway']['p50_ms']:.2f}"
-              f" | {r['added_p50_ms']:.2f} |")
+    publish(summarize(raw), raw, args)
 
 
 if __name__ == "__main__":
