@@ -39,7 +39,16 @@ class ResponseStore:
         self._pruned_at = 0.0
 
     async def start(self) -> None:
-        """Create the table if it is missing (other tables of the database are left alone)."""
+        """Create the table if it is missing (other tables of the database are left alone).
+
+        Replicas starting together may race to create it: the loser looks again and finds it.
+        """
+        try:
+            await self._create()
+        except sa.exc.DBAPIError:
+            await self._create()
+
+    async def _create(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(lambda c: metadata.create_all(c, checkfirst=True))
 
