@@ -2,9 +2,10 @@
 
 Targets: ``ours`` (gateway -> Triton -> model_repository/llamacpp_chat, built from this tree),
 ``baseline`` (the same stack with the llama.cpp model taken from a git revision, e.g. the engine
-before issue 18; optional) and ``llama-server`` (built by bench/llama_server.sh from the
-llama.cpp sources vendored in the pinned llama-cpp-python sdist), all on the same GGUF with the
-same threads. Every round runs every scenario on every target back to back (alternating), so
+before issue 18; optional), ``llama-server`` (built by bench/llama_server.sh from the
+llama.cpp sources vendored in the pinned llama-cpp-python sdist) and ``llama-cpp-python``
+(its Python OpenAI server, ``--interrupt_requests False``, in its own venv), all on the same
+GGUF with the same threads. Every round runs every scenario on every target back to back (alternating), so
 load from other users of the machine hits all alike; the summary gives medians over rounds and
 the ratio ours / llama-server per scenario.
 
@@ -15,7 +16,9 @@ Scenarios (ISL/OSL 64, streaming, output pinned to 64 tokens: ``min_tokens`` for
 - ``multiturn``: conversations of 4 turns, each turn resending the whole history.
 
 Run: ``.venv/bin/python -m bench.bench_aiperf --rounds 3 [--scenarios cold system multiturn]
-[--concurrency 1 4] [--baseline-rev 3e136f4] [--aiperf /tmp/benchvenv/bin/aiperf]``
+[--concurrency 1 4 8] [--targets ours llama-server llama-cpp-python] [--baseline-rev 3e136f4]``
+(AIPerf and llama-cpp-python's server from their venvs under var/bench/, which ``make bench``
+creates with bench/peer_venv.sh). Writes var/bench/aiperf.json and docs/bench/aiperf_*.png.
 Every load is bounded: a request count per run and a timeout per aiperf call; loopback only.
 """
 
@@ -33,12 +36,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench import report
 from build_engines.cpu import build_chat, cache_dir, fetch_smollm2
 from build_engines.progress import Progress
 from gateway.triton.server import TritonServer, free_port
 from tests.support import ROOT, GatewayProcess
 
 MODEL_ID = "smollm2-135m-instruct"
+TARGETS = ["ours", "baseline", "llama-server", "llama-cpp-python"]
+VENVS = report.ROOT / "var" / "bench"
 BASELINE_ID = "smollm2-baseline"
 SCENARIOS = {
     "cold": [],
@@ -74,6 +80,8 @@ def _wait_http(url: str, timeout_s: float) -> None:
 class LlamaServer:
     """llama-server on a loopback port with ``parallel`` slots, the same context and threads."""
 
+    health = "/health"
+
     def __init__(self, binary: str, gguf: Path, workdir: Path, threads: int, parallel: int, n_ctx: int):
         self.port = free_port()
         self.cmd = [binary, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(self.port),
@@ -89,7 +97,7 @@ class LlamaServer:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT)
-        _wait_http(self.url + "/health", 120)
+        _wait_http(self.url + self.health, 120)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -99,6 +107,21 @@ class LlamaServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class PythonLlamaServer(LlamaServer):
+    """llama-cpp-python's OpenAI server: one sequence behind a lock (no parallel slots), so
+    ``--interrupt_requests False`` or a waiting request cuts the running stream short."""
+
+    health = "/v1/models"
+
+    def __init__(self, python: str, gguf: Path, workdir: Path, threads: int, n_ctx: int):
+        self.port = free_port()
+        self.cmd = [python, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_ID,
+                    "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx),
+                    "--host", "127.0.0.1", "--port", str(self.port), "--interrupt_requests", "False"]
+        self.log = workdir / "llama-cpp-python.log"
+        self.proc = None
 
 
 def build_stack(out: Path, threads: str, baseline_rev: str | None) -> None:
@@ -169,17 +192,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenarios", nargs="+", default=["cold", "system", "multiturn"], choices=list(SCENARIOS))
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--per-stream", type=int, default=12, help="requests per run = this x concurrency")
-    parser.add_argument("--targets", nargs="+", default=["ours", "llama-server"],
-                        choices=["ours", "baseline", "llama-server"])
+    parser.add_argument("--targets", nargs="+", default=["ours", "llama-server", "llama-cpp-python"],
+                        choices=TARGETS)
     parser.add_argument("--baseline-rev", default="3e136f4", help="git revision of the old engine")
     parser.add_argument("--threads", default="2")
-    parser.add_argument("--aiperf", default=os.environ.get("AIPERF", "/tmp/benchvenv/bin/aiperf"))
+    parser.add_argument("--aiperf", default=os.environ.get("AIPERF", str(VENVS / "venv-aiperf" / "bin" / "aiperf")))
+    parser.add_argument("--llama-cpp-python", default=str(VENVS / "venv-llamacpp" / "bin" / "python"),
+                        help="a Python with llama-cpp-python[server]")
     parser.add_argument("--llama-server", default=None, help="binary; default: bench/llama_server.sh")
     parser.add_argument("--out", type=Path, default=Path("var/bench/aiperf"))
     parser.add_argument("--timeout", type=float, default=300, help="seconds per aiperf run")
+    parser.add_argument("--quick", action="store_true", help="one short cold run per target at c=1")
+    parser.add_argument("--name", default="aiperf", help="file name of the JSON and the plots")
+    parser.add_argument("--json-dir", type=Path, default=None)
+    parser.add_argument("--plot-dir", type=Path, default=None)
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.scenarios, args.concurrency, args.per_stream = 1, ["cold"], [1], 2
 
     gguf = fetch_smollm2()
     tokenizer = tokenizer_dir(gguf)
@@ -188,7 +219,7 @@ def main() -> None:
     servers: dict[str, tuple[str, str, str | None, list[str]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        stack = triton = gw = llama = None
+        stack = triton = gw = llama = pyserver = None
         try:
             if {"ours", "baseline"} & set(args.targets):
                 stack = work / "stack"
@@ -211,6 +242,10 @@ def main() -> None:
                 llama = LlamaServer(binary, gguf, work, int(args.threads), max(args.concurrency), 2048)
                 llama.start()
                 servers["llama-server"] = (llama.url, MODEL_ID, None, ["--extra-inputs", "ignore_eos:true"])
+            if "llama-cpp-python" in args.targets:
+                pyserver = PythonLlamaServer(args.llama_cpp_python, gguf, work, int(args.threads), 2048)
+                pyserver.start()
+                servers["llama-cpp-python"] = (pyserver.url, MODEL_ID, None, ["--extra-inputs", "min_tokens:64"])
             order = [t for t in args.targets if t in servers]
             for rnd in range(args.rounds):
                 for scenario in args.scenarios:
@@ -228,23 +263,43 @@ def main() -> None:
                             with log_path.open("a") as f:
                                 f.write(json.dumps(row) + "\n")
         finally:
-            for proc in (gw, llama):
+            for proc in (gw, llama, pyserver):
                 if proc is not None:
                     proc.stop()
             if triton is not None:
                 triton.stop()
-    summarize(log_path)
+    publish(summarize(log_path), log_path, args)
 
 
-def summarize(log_path: Path) -> None:
+def publish(summary: list[dict], log_path: Path, args: argparse.Namespace) -> None:
+    """JSON with every run and the medians; one plot per scenario (tok/s and TTFT against c)."""
+    raw = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    print(report.write_json(args.name, {"command": {k: str(v) for k, v in vars(args).items()},
+                                        "log": str(log_path), "medians": summary, "raw": raw}, args.json_dir))
+    labels = {"ours": "CHUNGUS (Triton + llama.cpp)", "baseline": "CHUNGUS baseline engine",
+              "llama-server": "llama.cpp llama-server", "llama-cpp-python": "llama-cpp-python server"}
+    for scenario in dict.fromkeys(r["scenario"] for r in summary):
+        tok: report.Series = {}
+        ttft: report.Series = {}
+        for r in summary:
+            if r["scenario"] == scenario:
+                tok.setdefault(labels[r["target"]], []).append((r["concurrency"], r["tok_s"]))
+                ttft.setdefault(labels[r["target"]], []).append((r["concurrency"], r["ttft_p50_ms"]))
+        print(report.plot(f"{args.name}_{scenario}", f"AIPerf, SmolLM2-135M Q4, {args.threads} threads, "
+                          f"ISL/OSL 64, streaming: {scenario}", tok, ttft, throughput_label="output tokens/s",
+                          latency_label="TTFT p50 (ms)", directory=args.plot_dir))
+
+
+def summarize(log_path: Path) -> list[dict]:
     """Median over rounds per (scenario, concurrency, target) and the ratio to llama-server."""
     rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     keys = sorted({(r["scenario"], r["concurrency"]) for r in rows}, key=lambda k: (list(SCENARIOS).index(k[0]), k[1]))
     print(f"\n{log_path}\n| scenario | c | target | runs ok | TTFT p50 ms | tok/s | ITL p50 ms | load1 |"
           " tok/s vs llama-server | TTFT vs llama-server |\n|---|---|---|---|---|---|---|---|---|---|")
+    summary: list[dict] = []
     for scenario, c in keys:
         med: dict[str, dict[str, float]] = {}
-        for target in ("ours", "baseline", "llama-server"):
+        for target in TARGETS:
             ok = [r for r in rows if (r["scenario"], r["concurrency"], r["target"]) == (scenario, c, target)
                   and r["rc"] == 0 and r.get("tok_s")]
             if not ok:
@@ -258,6 +313,8 @@ def summarize(log_path: Path) -> None:
                      if ref and target != "llama-server" else " | ")
             print(f"| {scenario} | {c} | {target} | {m['n']:.0f} | {m['ttft_p50_ms']:.0f} | {m['tok_s']:.1f} | "
                   f"{m['itl_p50_ms']:.1f} | {m['load1']:.2f} | {ratio} |")
+            summary.append({"scenario": scenario, "concurrency": c, "target": target, **m})
+    return summary
 
 
 if __name__ == "__main__":
