@@ -30,6 +30,16 @@ test: install
 soak: install
 	$(PY) -m bench.soak --minutes 10 --concurrency 64 --out $(OUT)/bench/soak.json
 
+# The benchmark suite against peers (docs/benchmarks.md): tables, JSON under var/bench/, plots in
+# docs/bench/. Peers get their own venvs under var/bench/ on first use. bench-quick: seconds-long
+# versions of each (tests/e2e/test_bench.py runs them), files under var/bench/quick/.
+.PHONY: bench-quick
+bench: install
+	$(PY) -m bench.suite $(BENCH_ARGS)
+
+bench-quick: install
+	$(PY) -m bench.suite --quick $(BENCH_ARGS)
+
 # Every route of /openapi.json fuzzed by schemathesis against a real server over the fake backend,
 # with fresh randomness and many more examples than the CI run of tests/integration/test_fuzz.py.
 FUZZ_EXAMPLES ?= 300

@@ -6,6 +6,7 @@ ours beside the peer). Each record carries the machine's load average, taken whe
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -54,7 +55,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
