@@ -285,3 +285,30 @@ def test_keys_limits_and_usage_count_every_choice(tmp_path: Path, registry: Regi
         assert too_big.status_code == 429, too_big.text
         usage = c.get("/admin/usage", headers=auth(ADMIN)).json()["data"]
         assert [(u["prompt_tokens"], u["completion_tokens"]) for u in usage] == [(1, 6)]
+
+
+def test_the_openapi_document_describes_the_route(client: TestClient[Any]) -> None:
+    import jsonschema
+
+    doc = client.get("/openapi.json").json()
+    for path in ("/v1/completions", "/api/v1/completions"):
+        op = doc["paths"][path]["post"]
+        assert op["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/CompletionRequest"}
+        ok = op["responses"]["200"]["content"]
+        assert ok["application/json"]["schema"] == {"$ref": "#/components/schemas/Completion"}
+        event = ok["text/event-stream"]["schema"]["properties"]["data"]["anyOf"][1]["contentSchema"]
+        assert event["anyOf"][0] == {"$ref": "#/components/schemas/Completion"}
+    components = doc["components"]
+
+    def check(name: str, instance: object) -> None:
+        jsonschema.validate(instance, {"$ref": f"#/components/schemas/{name}", "components": components})
+
+    check("CompletionRequest", {"model": "m", "prompt": [[1, 2], [3]], "n": 2})
+    for bad in ({"model": "m"}, {"model": "m", "prompt": ""}, {"model": "m", "prompt": []},
+                {"model": "m", "prompt": [[]]}, {"model": "m", "prompt": [-1]}):
+        with pytest.raises(jsonschema.ValidationError):
+            check("CompletionRequest", bad)
+    check("Completion", _completion(client, logprobs=1))
+    for chunk in _chunks(client, n=2, stream_options={"include_usage": True}):
+        check("Completion", chunk)

@@ -109,7 +109,8 @@ def _validate(name: str, instance: object) -> None:
 
 
 def sse_events(ctx: Any, response: Any, case: Any) -> bool | None:
-    """A stream is ``data: <ChatCompletionChunk>`` events (or one error event), then ``[DONE]``."""
+    """A stream is ``data: <ChatCompletionChunk>`` (``<Completion>`` for /v1/completions) events (or
+    one error event), then ``[DONE]``."""
     media = "".join(response.headers.get("content-type", [""]))
     if not media.startswith("text/event-stream"):
         return None
@@ -118,7 +119,9 @@ def sse_events(ctx: Any, response: Any, case: Any) -> bool | None:
     for event in events[:-2]:
         assert event.startswith("data: "), event
         payload = json.loads(event[len("data: "):])
-        _validate("ErrorResponse" if "error" in payload else "ChatCompletionChunk", payload)
+        # /v1/completions streams its response shape (Completion); chat streams chunks.
+        chunk = "ChatCompletionChunk" if "/chat/" in case.operation.path else "Completion"
+        _validate("ErrorResponse" if "error" in payload else chunk, payload)
     return True
 
 
