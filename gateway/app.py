@@ -6,6 +6,8 @@ routes, dependencies and hooks. ``create_app`` does both.
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 
@@ -22,6 +24,8 @@ from gateway.health.route import health_routes
 from gateway.http.body import BodyReader
 from gateway.http.handlers import HANDLERS
 from gateway.http.middleware import RequestContextMiddleware, make_before_send
+from gateway.metrics.exposition import metrics_route
+from gateway.metrics.middleware import MetricsMiddleware
 from gateway.models.route import model_routes
 from gateway.openapi import openapi_route
 from gateway.registry import Registry
@@ -50,6 +54,7 @@ def build_app(services: Services) -> Litestar:
     if services.responses is not None:
         routes.extend(responses_routes(services.responses, reader))
     routes.append(openapi_route(routes))
+    observability = _observability(services, routes)  # after the OpenAPI document: not in it
 
     async def started() -> None:
         if services.lifecycle.state == "starting":  # a stop signal during startup wins
@@ -63,13 +68,28 @@ def build_app(services: Services) -> Litestar:
         dependencies=auth_dependencies(services.guard),
         on_startup=[*services.on_startup, started],
         on_shutdown=[stopping, *services.on_shutdown],
-        middleware=[RequestContextMiddleware(access_log=settings.access_log)],
+        middleware=[RequestContextMiddleware(access_log=settings.access_log), *observability],
         before_send=[make_before_send(settings.access_log)],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]  # Litestar's handler map is invariant
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
         debug=False,
     )
+
+
+def _observability(services: Services, routes: list[HTTPRouteHandler]) -> list[Any]:
+    """Tracing and metrics middleware (outermost first); ``GET /metrics`` on the main port."""
+    settings = services.settings
+    layers: list[Any] = []
+    if services.tracing is not None:
+        from gateway.tracing.middleware import TracingMiddleware  # OpenTelemetry only when on
+
+        layers.append(TracingMiddleware(services.tracing))
+    if settings.metrics_enabled:
+        layers.append(MetricsMiddleware(services.metrics))
+        if settings.metrics_port is None:
+            routes.append(metrics_route(services.metrics))
+    return layers
 
 
 def create_app(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.admin.service import AdminService
 from gateway.auth.activation import StoreActivation
@@ -30,6 +31,9 @@ from gateway.responses.store import ResponseStore
 from gateway.settings import Settings
 from gateway.tokens import Tokenizers
 
+if TYPE_CHECKING:
+    from gateway.tracing.setup import Tracing
+
 Hook = Callable[[], Awaitable[None]]
 
 
@@ -46,22 +50,25 @@ class Services:
     embeddings: EmbeddingService
     lifecycle: Lifecycle
     metrics: Metrics = field(default_factory=Metrics)  # Prometheus families, live figures
+    tracing: Tracing | None = None  # None: tracing off (otel_endpoint unset)
     admin: AdminService | None = None  # None when keys are off
     responses: ResponsesService | None = None  # set by build_services
     on_startup: tuple[Hook, ...] = field(default=())
     on_shutdown: tuple[Hook, ...] = field(default=())
 
 
-def _triton_backend(settings: Settings, tokens: Tokenizers) -> Backend:
+def _triton_backend(settings: Settings, tokens: Tokenizers, metrics: Metrics) -> Backend:
     from gateway.triton.backend import TritonBackend  # tritonclient loads only when used
     from gateway.triton.routing import Router
 
     router = Router(settings.triton_routing, prefix_chars=settings.triton_affinity_prefix_chars,
                     load_factor=settings.triton_affinity_load_factor)
-    return TritonBackend(settings.triton_urls, tokens, idle_timeout_s=settings.triton_idle_timeout_s,
+    backend = TritonBackend(settings.triton_urls, tokens, idle_timeout_s=settings.triton_idle_timeout_s,
                          total_timeout_s=settings.triton_timeout_s,
                          connect_timeout_s=settings.triton_connect_timeout_s, router=router,
                          resolve_s=settings.triton_dns_interval_s)
+    metrics.watch_endpoints(backend.endpoints.health)
+    return backend
 
 
 def _key_guard(settings: Settings) -> KeyGuard:
@@ -71,6 +78,27 @@ def _key_guard(settings: Settings) -> KeyGuard:
                            lease_ttl_s=settings.triton_timeout_s + 60)
     return KeyGuard(KeyStore(settings.database_url), limiter, admin_key=settings.admin_key,
                     cache_ttl_s=settings.key_cache_ttl_s)
+
+
+def _observed(settings: Settings, backend: Backend, metrics: Metrics,
+              startup: list[Hook], shutdown: list[Hook]) -> tuple[Backend, Tracing | None]:
+    """The backend the features call: metered when metrics are on, traced when tracing is."""
+    served = backend
+    if settings.metrics_enabled:
+        from gateway.metrics.backend import MeteredBackend
+
+        served = MeteredBackend(served, metrics)
+        startup.append(metrics.start)
+        shutdown.append(metrics.close)
+    tracing = None
+    if settings.otel_endpoint:
+        from gateway.tracing.backend import TracedBackend  # OpenTelemetry loads only when on
+        from gateway.tracing.setup import Tracing
+
+        tracing = Tracing(settings.otel_endpoint, settings.otel_service_name)
+        served = TracedBackend(served)
+        shutdown.append(tracing.close)
+    return served, tracing
 
 
 def build_services(
@@ -96,9 +124,11 @@ def build_services(
     """
     registry = registry or load_registry(Path(settings.registry_path))
     tokens = Tokenizers(registry.base)
-    backend = backend or _triton_backend(settings, tokens)
+    metrics = Metrics(host=settings.host, port=settings.metrics_port)
+    backend = backend or _triton_backend(settings, tokens, metrics)
     startup: list[Hook] = [backend.start]
     shutdown: list[Hook] = [backend.close]
+    served, tracing = _observed(settings, backend, metrics, startup, shutdown)
     admin: AdminService | None = None
     if guard is None and settings.auth_enabled:
         key_guard = _key_guard(settings)
@@ -112,7 +142,7 @@ def build_services(
     if images is None and any(m.vision for m in registry.models):
         from gateway.images import ImageService  # Pillow and httpx only for vision models
 
-        image_service = ImageService(settings)
+        image_service = ImageService(settings, metrics=metrics)
         images = image_service
         shutdown.append(image_service.aclose)
     guard = guard or OpenGuard()
@@ -127,9 +157,9 @@ def build_services(
                              settings.embedding_truncate)
     services = Services(
         settings=settings, registry=registry, backend=backend, guard=guard, catalog=catalog,
-        tokens=tokens, chat=ChatService(catalog, backend, guard, tokens, images),
-        completions=CompletionService(catalog, backend, guard, tokens),
-        embeddings=EmbeddingService(catalog, backend, guard, tokens, limits),
-        lifecycle=Lifecycle(), metrics=Metrics(), admin=admin, on_startup=tuple(startup),
+        tokens=tokens, chat=ChatService(catalog, served, guard, tokens, images),
+        completions=CompletionService(catalog, served, guard, tokens),
+        embeddings=EmbeddingService(catalog, served, guard, tokens, limits),
+        lifecycle=Lifecycle(), metrics=metrics, tracing=tracing, admin=admin, on_startup=tuple(startup),
         on_shutdown=tuple(shutdown))
     return replace(services, responses=ResponsesService(services.chat, store))

@@ -76,6 +76,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # previous_response_id is refused. Stored responses hold prompts: kept this long, then deleted.
     responses_store: bool = False
     responses_retention_s: float = 7 * 24 * 3600.0
+    # Observability: Prometheus text on GET /metrics (no key), on the main port or on metrics_port
+    # (a port of its own, same host). Tracing: OpenTelemetry spans sent over OTLP/HTTP to
+    # otel_endpoint (e.g. http://collector:4318/v1/traces); None: off, nothing imported.
+    metrics_enabled: bool = True
+    metrics_port: int | None = None
+    otel_endpoint: str | None = None
+    otel_service_name: str = "chungus-gateway"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -24,6 +24,7 @@ from gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from gateway.http.responses import json_response
+from gateway.metrics.middleware import note_error
 
 log = logging.getLogger("chungus.app")
 
@@ -50,11 +51,13 @@ def as_gateway_error(request: AnyRequest, exc: HTTPException) -> GatewayError:
 
 
 def gateway_error(_: AnyRequest, exc: GatewayError) -> Response[bytes]:
+    note_error(exc)  # refusals by reason, auth failures by code
     return json_response(exc.body(), exc.status, exc.headers)
 
 
 def http_error(request: AnyRequest, exc: HTTPException) -> Response[bytes]:
     error = as_gateway_error(request, exc)
+    note_error(error)
     return json_response(error.body(), error.status, {**(exc.headers or {}), **error.headers})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,7 @@ from gateway.images.decode import Plan, decode, open_image, plan
 from gateway.images.fetch import ImageFetcher, Resolver
 from gateway.images.preprocess import pixel_values
 from gateway.images.ssrf import UrlPolicy
+from gateway.metrics import Metrics
 from gateway.registry import ImageProcessorConfig, ModelEntry
 from gateway.settings import Settings
 
@@ -34,7 +36,9 @@ class ImageService:
     the decoding thread is done, even if the request was cancelled before.
     """
 
-    def __init__(self, settings: Settings, *, resolver: Resolver | None = None) -> None:
+    def __init__(self, settings: Settings, *, resolver: Resolver | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics  # fetch and decode times
         self.max_bytes = settings.image_max_bytes
         self.max_pixels = settings.image_max_pixels
         self.max_frames = settings.image_max_frames
@@ -94,7 +98,11 @@ class ImageService:
         return np.stack(arrays).astype(np.float16)
 
     async def _one(self, url: str, param: str, cfg: ImageProcessorConfig) -> npt.NDArray[np.float32]:
+        started = time.perf_counter()
         data: str | bytes = url if url[:5].lower() == "data:" else await self.fetcher.fetch(url, param)
+        decoding = time.perf_counter()
+        if self.metrics is not None and isinstance(data, bytes):
+            self.metrics.image_fetch.observe(decoding - started)
         loop = asyncio.get_running_loop()
         image, how = await loop.run_in_executor(self._pool, self._open, data, param, cfg)
         await self.budget.acquire(how.cost, param)
@@ -104,7 +112,10 @@ class ImageService:
             self.budget.release(how.cost)
             raise
         job.add_done_callback(lambda _: loop.call_soon_threadsafe(self.budget.release, how.cost))
-        return await asyncio.wrap_future(job)
+        pixels = await asyncio.wrap_future(job)
+        if self.metrics is not None:  # open, budget wait and decode: what an image costs here
+            self.metrics.image_decode.observe(time.perf_counter() - decoding)
+        return pixels
 
     def _open(self, data: str | bytes, param: str,
               cfg: ImageProcessorConfig) -> tuple[ImageFile.ImageFile, Plan]:

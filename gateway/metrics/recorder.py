@@ -13,11 +13,19 @@ makes every family write to per-process files that a scrape of any worker sums.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.metrics.live import EndpointHealth, LiveStats, LiveWindow
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from gateway.metrics.middleware import RequestRecord
 
 # Seconds. Wide enough for a 2-core CPU (seconds per token) and an H100 (milliseconds per token).
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
@@ -33,9 +41,20 @@ EndpointSource = Callable[[], list[EndpointHealth]]
 
 
 class Metrics:
-    """The gateway's Prometheus families and live window; see the module docstring."""
+    """The gateway's Prometheus families and live window; see the module docstring.
 
-    def __init__(self) -> None:
+
+    Args:
+        host, port: serve the Prometheus text on this port of its own from ``start`` (None:
+            the app serves ``GET /metrics`` on its main port).
+        poll_s: how often the endpoint gauges are refreshed.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
+                 poll_s: float = 1.0) -> None:
+        self.host, self.port, self.poll_s = host, port, poll_s
+        self._poller: asyncio.Task[None] | None = None
+        self._server: WSGIServer | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         self.window = LiveWindow()
         self.endpoint_source: EndpointSource = list
@@ -79,6 +98,23 @@ class Metrics:
         self.embedding_batch = Histogram("chungus_embedding_batch_size", "Inputs per embeddings call",
                                          ["model"], buckets=BATCH_BUCKETS, registry=r)
 
+    def request_started(self, route: str) -> None:
+        self.requests_in_flight.labels(route).inc()
+        self.window.requests_in_flight += 1
+
+    def request_finished(self, route: str, record: RequestRecord, status: str, seconds: float) -> None:
+        """One finished request (the middleware's ``finally``): every per-request family."""
+        self.requests_in_flight.labels(route).dec()
+        self.window.requests_in_flight -= 1
+        self.requests.labels(route, record.model, status).inc()
+        self.request_duration.labels(route, record.model).observe(seconds)
+        if status == "429":
+            self.rate_limited.labels(record.code or "").inc()
+        elif status in ("401", "403"):
+            self.auth_failures.labels(status, record.code or "").inc()
+        if route.startswith("/v1/"):  # the API, not probes and scrapes
+            self.window.request_done(error=int(status) >= 500)
+
     def watch_endpoints(self, source: EndpointSource) -> None:
         """Read endpoint health and load from ``source`` (the backend's endpoints)."""
         self.endpoint_source = source
@@ -90,6 +126,31 @@ class Metrics:
             self.endpoint_outstanding.labels(ep.url).set(ep.outstanding)
             self.endpoint_healthy.labels(ep.url).set(1 if ep.healthy else 0)
         return endpoints
+
+    async def start(self) -> None:
+        """Poll the endpoint gauges (other workers' scrapes read them too); open the port."""
+        from gateway.metrics.exposition import serve_on_port
+
+        self._poller = asyncio.create_task(self._poll())
+        if self.port is not None:
+            self._server = serve_on_port(self, self.host, self.port)
+
+    async def close(self) -> None:
+        from gateway.metrics.exposition import mark_process_dead
+
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self._server is not None:
+            await asyncio.to_thread(self._server.shutdown)
+            self._server.server_close()
+        mark_process_dead()
+
+    async def _poll(self) -> None:
+        while True:
+            self.refresh_endpoints()
+            await asyncio.sleep(self.poll_s)
 
     def live(self) -> LiveStats:
         """The last 60 s in this process (the web console's figures)."""

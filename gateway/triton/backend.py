@@ -90,7 +90,9 @@ class TritonBackend:
                                 prompt_tokens=request.prompt_tokens,
                                 count=lambda text: self.tokens.count(entry, text))
         ep.begin(entry.triton_model)
-        call = ep.client.stream_infer(requests(), stream_timeout=self.total_timeout_s)
+        # W3C trace context as gRPC metadata: a Triton tracing with OpenTelemetry joins the trace
+        call = ep.client.stream_infer(requests(), stream_timeout=self.total_timeout_s,
+                                      headers=dict(request.trace_headers) or None)
         responses = _responses(call, self.idle_timeout_s)
         closed = False
         try:

@@ -22,6 +22,7 @@ from tritonclient.grpc._client import MAX_GRPC_MESSAGE_SIZE
 from tritonclient.utils import InferenceServerException
 
 from gateway.errors import ServiceUnavailableError
+from gateway.metrics.live import EndpointHealth
 from gateway.triton.discovery import Discovery, Resolver
 from gateway.triton.routing import Router
 
@@ -188,6 +189,11 @@ class Endpoints:
 
     def any_healthy(self) -> bool:
         return any(ep.healthy for ep in self.all)
+
+    def health(self) -> list[EndpointHealth]:
+        """Each endpoint's health and requests in flight (metrics and the console read it)."""
+        return [EndpointHealth(url=ep.url, healthy=ep.healthy, outstanding=ep.in_flight)
+                for ep in self.all]
 
     async def pick(self, triton_model: str, prompt: str = "") -> Endpoint:
         """The endpoint for this request among those where the model is ready (see ``Router``).
