@@ -52,6 +52,32 @@ key_usage = sa.Table(
     sa.Column("prompt_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("completion_tokens", sa.BigInteger, nullable=False, default=0),
 )
+# Usage over time: per key, model and bucket (MINUTE or HOUR wide, starting at ``start``, epoch s).
+usage_buckets = sa.Table(
+    "chungus_usage_buckets", metadata,
+    sa.Column("width", sa.Integer, primary_key=True),
+    sa.Column("start", sa.BigInteger, primary_key=True),
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("requests", sa.BigInteger, nullable=False, default=0),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("errors", sa.BigInteger, nullable=False, default=0),
+    sa.Column("rate_limited", sa.BigInteger, nullable=False, default=0),
+)
+# Web console sessions: only a digest of the session id is stored.
+console_sessions = sa.Table(
+    "chungus_console_sessions", metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("key_digest", sa.String(64), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+MINUTE = 60
+HOUR = 3600
+USAGE_COUNTS = ("requests", "prompt_tokens", "completion_tokens", "errors", "rate_limited")
 
 
 async def _v1(conn: AsyncConnection) -> None:
@@ -65,8 +91,14 @@ async def _v2(conn: AsyncConnection) -> None:
         "CREATE INDEX IF NOT EXISTS ix_chungus_api_keys_owner ON chungus_api_keys (owner)"))
 
 
+async def _v3(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda c: metadata.create_all(c, tables=[usage_buckets, console_sessions]))
+    await conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_chungus_usage_buckets_start "
+                               "ON chungus_usage_buckets (width, start)"))
+
+
 # Append only: each step upgrades the schema by one version, keeping existing rows.
-MIGRATIONS: tuple[Callable[[AsyncConnection], Awaitable[None]], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[AsyncConnection], Awaitable[None]], ...] = (_v1, _v2, _v3)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +221,76 @@ class KeyStore:
             query = query.where(key_usage.c.key_id == key_id)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+    async def add_buckets(self, rows: Sequence[tuple[int, int, str, str, tuple[int, ...]]]) -> None:
+        """Add (width, start, key_id, model, counts in ``USAGE_COUNTS`` order) to the buckets."""
+        if not rows:
+            return
+        async with self.engine.begin() as conn:
+            insert = _dialect_insert(conn)
+            for width, start, key_id, model, counts in rows:
+                stmt = insert(usage_buckets).values(width=width, start=start, key_id=key_id,
+                                                    model=model, **dict(zip(USAGE_COUNTS, counts,
+                                                                            strict=True)))
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=[usage_buckets.c.width, usage_buckets.c.start,
+                                    usage_buckets.c.key_id, usage_buckets.c.model],
+                    set_={n: usage_buckets.c[n] + stmt.excluded[n] for n in USAGE_COUNTS}))
+
+    async def buckets(self, width: int, since: int, *, key_id: str | None = None,
+                      model: str | None = None) -> list[dict[str, Any]]:
+        """Buckets of ``width`` starting at or after ``since``, summed over keys and models
+        (or one of each), oldest first: dicts with ``start`` and the ``USAGE_COUNTS``."""
+        sums = [sa.func.sum(usage_buckets.c[n]).label(n) for n in USAGE_COUNTS]
+        query = (sa.select(usage_buckets.c.start, *sums)
+                 .where(usage_buckets.c.width == width, usage_buckets.c.start >= since)
+                 .group_by(usage_buckets.c.start).order_by(usage_buckets.c.start))
+        if key_id is not None:
+            query = query.where(usage_buckets.c.key_id == key_id)
+        if model is not None:
+            query = query.where(usage_buckets.c.model == model)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [{"start": int(r.start), **{n: int(getattr(r, n) or 0) for n in USAGE_COUNTS}}
+                for r in rows]
+
+    async def bucket_rows(self, width: int, since: int,
+                          key_id: str | None = None) -> list[dict[str, Any]]:
+        """Every bucket row of ``width`` since ``since`` (per key and model), for CSV export."""
+        query = (sa.select(usage_buckets).where(usage_buckets.c.width == width,
+                                                usage_buckets.c.start >= since)
+                 .order_by(usage_buckets.c.start, usage_buckets.c.key_id, usage_buckets.c.model))
+        if key_id is not None:
+            query = query.where(usage_buckets.c.key_id == key_id)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+    async def purge_buckets(self, width: int, before: int) -> int:
+        """Delete buckets of ``width`` that start before ``before``; returns how many."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(usage_buckets.delete().where(
+                usage_buckets.c.width == width, usage_buckets.c.start < before))
+        return int(result.rowcount or 0)
+
+    async def create_session(self, values: dict[str, Any]) -> None:
+        """Store a console session (``console_sessions`` columns); expired ones go first."""
+        async with self.engine.begin() as conn:
+            await conn.execute(console_sessions.delete().where(
+                console_sessions.c.expires_at <= time.time()))
+            await conn.execute(console_sessions.insert().values(**values))
+
+    async def session(self, session_digest: str) -> dict[str, Any] | None:
+        """The unexpired session with this id digest, else None."""
+        query = sa.select(console_sessions).where(console_sessions.c.digest == session_digest,
+                                                  console_sessions.c.expires_at > time.time())
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return dict(row._mapping) if row else None
+
+    async def delete_session(self, session_digest: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(console_sessions.delete().where(
+                console_sessions.c.digest == session_digest))
 
     async def model_states(self) -> dict[str, bool]:
         async with self.engine.connect() as conn:
