@@ -82,17 +82,13 @@ class CompletionService:
                 f"Model '{entry.id}' is an {entry.kind} model; it cannot do completions",
                 param="model", code="invalid_model_type")
         params = check_params(req, entry)
-        prompts = prompt_texts(req.prompt, entry, self.tokens, MAX_CHOICES // params.n)
-        if entry.vision and any(entry.image_token in p for p in prompts):
-            raise InvalidRequestError(f"the prompt may not contain the image token "
-                                      f"'{entry.image_token}': completions take no images", param="prompt")
+        prompts = await self._prompts(req, entry, MAX_CHOICES // params.n)
         max_tokens = params.sampling.max_tokens
         estimates = [len(p) // 4 + 1 for p in prompts]
         reserve = sum(estimates) + len(prompts) * params.n * max_tokens
         admission = await self.guard.admit(principal, entry, reserve)
         try:
-            chars = sum(len(p) for p in prompts)
-            if chars > OFF_LOOP_CHARS:
+            if sum(len(p) for p in prompts) > OFF_LOOP_CHARS:
                 counts = await asyncio.to_thread(self._counts, entry, prompts)
             else:
                 counts = self._counts(entry, prompts)
@@ -101,19 +97,21 @@ class CompletionService:
         except BaseException:
             await admission.finish(0, 0)
             raise
-        base = GenerationRequest(
-            model=entry, prompt="", max_tokens=max_tokens, stream=bool(req.stream),
-            temperature=params.sampling.temperature, top_p=params.sampling.top_p,
-            top_k=params.sampling.top_k, stop=params.sampling.stop,
-            frequency_penalty=req.frequency_penalty, presence_penalty=req.presence_penalty,
-            repetition_penalty=req.repetition_penalty, min_tokens=req.min_tokens,
-            request_id=request_id, logprobs=params.logprobs is not None,
-            top_logprobs=params.logprobs or 0)
-        generations = [replace(base, prompt=prompt, prompt_tokens=count, seed=_seed(req.seed, j))
-                       for prompt, count in zip(prompts, counts, strict=True) for j in range(params.n)]
+        generations = _generations(req, entry, params, prompts, counts, request_id)
         estimates = [c if c is not None else e for c, e in zip(counts, estimates, strict=True)]
         return Prepared(req, entry, params, prompts, estimates, generations, admission,
                         f"cmpl-{uuid.uuid4().hex}", int(time.time()))
+
+    async def _prompts(self, req: CompletionRequest, entry: ModelEntry, max_prompts: int) -> list[str]:
+        if isinstance(req.prompt, list) and req.prompt and not isinstance(req.prompt[0], str):
+            # Token ids: the tokenizer loads and decodes on a worker thread, off the event loop.
+            prompts = await asyncio.to_thread(prompt_texts, req.prompt, entry, self.tokens, max_prompts)
+        else:
+            prompts = prompt_texts(req.prompt, entry, self.tokens, max_prompts)
+        if entry.vision and any(entry.image_token in p for p in prompts):
+            raise InvalidRequestError(f"the prompt may not contain the image token "
+                                      f"'{entry.image_token}': completions take no images", param="prompt")
+        return prompts
 
     def _counts(self, entry: ModelEntry, prompts: list[str]) -> list[int | None]:
         # As chat counts: the LLM API model adds the tokenizer's special tokens (its BOS); the
@@ -191,6 +189,21 @@ class CompletionService:
         return Completion(id=prep.completion_id, object=OBJECT, created=prep.created,
                           model=prep.entry.id, choices=choices,
                           usage=use if use is not None else msgspec.UNSET)
+
+
+def _generations(req: CompletionRequest, entry: ModelEntry, params: CompletionParams, prompts: list[str],
+                 counts: list[int | None], request_id: str) -> list[GenerationRequest]:
+    """One backend request per choice, in choice index order (prompt i, choice j: i * n + j)."""
+    sampling = params.sampling
+    base = GenerationRequest(
+        model=entry, prompt="", max_tokens=sampling.max_tokens, stream=bool(req.stream),
+        temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
+        stop=sampling.stop, frequency_penalty=req.frequency_penalty,
+        presence_penalty=req.presence_penalty, repetition_penalty=req.repetition_penalty,
+        min_tokens=req.min_tokens, request_id=request_id, logprobs=params.logprobs is not None,
+        top_logprobs=params.logprobs or 0)
+    return [replace(base, prompt=prompt, prompt_tokens=count, seed=_seed(req.seed, j))
+            for prompt, count in zip(prompts, counts, strict=True) for j in range(params.n)]
 
 
 def _fit(entry: ModelEntry, prompt_tokens: int | None, max_tokens: int) -> None:

@@ -20,7 +20,7 @@ from gateway.backends.fake import FakeBackend
 from gateway.errors import BadGatewayError, ServiceUnavailableError
 from gateway.registry import ModelEntry, Registry
 from gateway.settings import Settings
-from tests.integration.keys_support import ADMIN, auth, new_key, security_client
+from tests.integration.keys_support import ADMIN, GatewayServer, auth, new_key, security_client
 from tests.spec import errors, validate
 
 VOCAB = {"<s>": 0, "hello": 1, "world": 2, "<unk>": 3}
@@ -312,3 +312,37 @@ def test_the_openapi_document_describes_the_route(client: TestClient[Any]) -> No
     check("Completion", _completion(client, logprobs=1))
     for chunk in _chunks(client, n=2, stream_options={"include_usage": True}):
         check("Completion", chunk)
+
+
+def test_a_client_that_leaves_cancels_every_choice_is_billed_and_frees_its_slot(tmp_path: Path) -> None:
+    """On a real uvicorn server, model ``slow`` (50 ms a token): two choices streaming, the client
+    leaves after 20 chunks; what was generated is billed and the key's one slot comes back."""
+    import time
+
+    import httpx
+
+    server = GatewayServer(tmp_path, {"CHUNGUS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"})
+    server.start()
+    try:
+        made = httpx.post(server.base_url + "/admin/keys", json={"name": "t", "max_concurrent": 1},
+                          headers=auth(ADMIN)).json()
+        body = {"model": "slow", "prompt": "go", "max_tokens": 400, "n": 2, "stream": True}
+        with httpx.Client(base_url=server.base_url, timeout=30) as client, client.stream(
+                "POST", "/v1/completions", json=body, headers=auth(made["key"])) as response:
+            seen = 0
+            for line in response.iter_lines():
+                seen += line.startswith("data: {")
+                if seen == 20:
+                    break
+        deadline, used = time.monotonic() + 10, 0
+        while time.monotonic() < deadline and not used:
+            rows = httpx.get(server.base_url + "/admin/usage", params={"key_id": made["id"]},
+                             headers=auth(ADMIN)).json()["data"]
+            used = sum(int(r["completion_tokens"]) for r in rows)
+            time.sleep(0.1)
+        assert 20 <= used < 80, used  # both choices stopped soon after the client left
+        again = httpx.post(server.base_url + "/v1/completions", json={"model": "chat-a", "prompt": "p"},
+                           headers=auth(made["key"]), timeout=10)
+        assert again.status_code == 200, again.text
+    finally:
+        server.stop()
