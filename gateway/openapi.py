@@ -148,6 +148,7 @@ class Operation:
     keyed: bool = True  # needs a bearer key
     stream: bool = False  # 200 may also be text/event-stream
     chunk: str = "ChatCompletionChunk"  # the schema of each streamed event
+    events: tuple[type[Any], ...] = ()  # named events (`event:` + `data:`) instead of data chunks
     query: tuple[str, ...] = ()
 
 
@@ -200,7 +201,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/responses"): Operation(
         "Create a response (JSON, or with stream=true server-sent `event:` + `data:` pairs, the "
         "Responses API's semantic events)", "responses", {"200": responses.Response},
-        (*BODY, *AUTH, *MODEL_CALL, 500), responses.ResponseCreateRequest),
+        (*BODY, *AUTH, *MODEL_CALL, 500), responses.ResponseCreateRequest, stream=True,
+        events=responses.STREAM_EVENTS),
     ("GET", "/responses/{response_id}"): Operation(
         "Retrieve a stored response made with this key", "responses", {"200": responses.Response},
         (*AUTH, 404, 500)),
@@ -227,6 +229,20 @@ def sse_event(chunk: str) -> dict[str, Any]:
 
 
 SSE_EVENT = sse_event("ChatCompletionChunk")
+
+
+def named_event(kinds: tuple[type[Any], ...]) -> dict[str, Any]:
+    """One server-sent event of the Responses API: its type in ``event:``, the event in ``data:``."""
+    return {
+        "type": "object",
+        "description": "`event: <type>` + `data: <event>` pairs numbered by `sequence_number`, "
+                       "ending with response.completed, response.incomplete, or an `error` event "
+                       "then response.failed; no `[DONE]`",
+        "required": ["event", "data"],
+        "properties": {"event": {"type": "string"}, "data": {
+            "type": "string", "contentMediaType": "application/json",
+            "contentSchema": {"anyOf": [_ref(kind) for kind in kinds]}}},
+    }
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
@@ -262,7 +278,8 @@ def _responses(op: Operation) -> dict[str, Any]:
     for status, kind in op.ok.items():
         content = _json(kind)
         if op.stream and status == "200":
-            content["text/event-stream"] = {"schema": sse_event(op.chunk)}
+            content["text/event-stream"] = {
+                "schema": named_event(op.events) if op.events else sse_event(op.chunk)}
         out[status] = {"description": "OK" if int(status) < 300 else "Not ready", "content": content}
     for code in sorted(set(op.errors)):
         out[str(code)] = {"description": ERRORS[code], "content": _json(ErrorResponse)}
@@ -339,6 +356,7 @@ def build_document(handlers: Iterable[HTTPRouteHandler]) -> dict[str, Any]:
                 paths.setdefault(full, {})[method.lower()] = entry
     kinds: list[type[Any]] = [ErrorResponse, ChatCompletionChunk]
     kinds += [k for op in OPERATIONS.values() for k in (op.request, *op.ok.values()) if k is not None]
+    kinds += [k for op in OPERATIONS.values() for k in op.events]
     _, schemas = msgspec.json.schema_components(list(dict.fromkeys(kinds)), schema_hook=_schema_hook,
                                                 ref_template=REF)
     _refine(schemas)

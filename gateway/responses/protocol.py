@@ -213,3 +213,7 @@ StreamEvent = (ResponseLifecycleEvent | ResponseOutputItemEvent | ResponseConten
                | ResponseTextDeltaEvent | ResponseTextDoneEvent
                | ResponseFunctionCallArgumentsDeltaEvent | ResponseFunctionCallArgumentsDoneEvent
                | ResponseErrorEvent)
+STREAM_EVENTS: tuple[type[Any], ...] = (
+    ResponseLifecycleEvent, ResponseOutputItemEvent, ResponseContentPartEvent, ResponseTextDeltaEvent,
+    ResponseTextDoneEvent, ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent, ResponseErrorEvent)

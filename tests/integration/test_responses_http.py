@@ -256,3 +256,25 @@ def test_keys_scope_storage_and_usage_is_billed_as_chat(registry: Registry, back
         assert (r.status_code, r.json()["error"]["param"]) == (404, "previous_response_id")
         usage = client.get(f"/admin/usage?key_id={owner['id']}", headers=auth(ADMIN)).json()["data"]
         assert [(u["requests"], u["prompt_tokens"], u["completion_tokens"]) for u in usage] == [(2, 3, 6)]
+
+
+def test_the_openapi_document_describes_what_is_sent(client: TestClient) -> None:
+    import jsonschema
+
+    doc = client.get("/openapi.json").json()
+    ok = doc["paths"]["/v1/responses"]["post"]["responses"]["200"]["content"]
+
+    def check(schema: dict[str, Any], instance: object) -> None:
+        jsonschema.validate(instance, {**schema, "components": doc["components"]})
+
+    check(ok["application/json"]["schema"],
+          client.post("/v1/responses", json={"model": "chat-a", "input": "hi"}).json())
+    event = ok["text/event-stream"]["schema"]
+    assert event["required"] == ["event", "data"]
+    r = client.post("/v1/responses", json={"model": "chat-a", "input": "hi", "stream": True})
+    for sent in _events(r.content):
+        check(event["properties"]["data"]["contentSchema"], sent)
+    stored = client.get(f"/v1/responses/{sent['response']['id']}")
+    assert stored.status_code == 200
+    check(doc["paths"]["/v1/responses/{response_id}"]["get"]["responses"]["200"]["content"]
+          ["application/json"]["schema"], stored.json())
