@@ -205,9 +205,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("var/bench/aiperf"))
     parser.add_argument("--timeout", type=float, default=300, help="seconds per aiperf run")
     parser.add_argument("--quick", action="store_true", help="one short cold run per target at c=1")
-    parser.add_argument("--name", default="aiperf", help="file name of the JSON and the plots")
-    parser.add_argument("--json-dir", type=Path, default=None)
-    parser.add_argument("--plot-dir", type=Path, default=None)
+    report.output_args(parser, "aiperf")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.scenarios, args.concurrency, args.per_stream = 1, ["cold"], [1], 2

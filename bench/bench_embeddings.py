@@ -184,9 +184,7 @@ def main() -> None:
                         help="dynamic batcher delay (default: the builder's)")
     parser.add_argument("--direct-threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="seconds: 64 sentences, 4 clients, 1 round")
-    parser.add_argument("--name", default="embeddings")
-    parser.add_argument("--json-dir", type=Path, default=None)
-    parser.add_argument("--plot-dir", type=Path, default=None)
+    report.output_args(parser, "embeddings")
     args = parser.parse_args()
     if args.quick:
         args.sentences, args.clients, args.rounds = 64, [4], 1

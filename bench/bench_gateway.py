@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,31 +159,36 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--modes", nargs="+", default=["stream", "plain"], choices=["stream", "plain"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="seconds: 30 requests, concurrency 1 and 4, 1 round")
-    parser.add_argument("--name", default="gateway_overhead", help="file name of the JSON and the plot")
-    parser.add_argument("--json-dir", type=Path, default=None)
-    parser.add_argument("--plot-dir", type=Path, default=None)
+    report.output_args(parser, "gateway_overhead")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.concurrency, args.rounds = 30, [1, 4], 1
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse(argv)
+@contextlib.contextmanager
+def echo_stack() -> Iterator[tuple[TritonServer, GatewayProcess]]:
+    """Triton with the instant echo models and a gateway in front of it, both started."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         build_test_models(out)
         triton = TritonServer(out / "model_repository", out / "triton", http_port=free_port(),
                               grpc_port=free_port(), metrics_port=free_port())
-        triton.start()
         gw = GatewayProcess(triton.grpc_url, out / "registry.toml", out / "gw",
                             env={"CHUNGUS_ACCESS_LOG": "false", "CHUNGUS_LOG_LEVEL": "WARNING"})
         try:
+            triton.start()
             gw.start()
-            raw = asyncio.run(run(triton.grpc_url, gw, args))
+            yield triton, gw
         finally:
             gw.stop()
             triton.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    with echo_stack() as (triton, gw):
+        raw = asyncio.run(run(triton.grpc_url, gw, args))
     publish(summarize(raw), raw, args)
 
 

@@ -21,17 +21,12 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from bench.report import cpu_s
 from gateway.triton.server import TritonServer, free_port
 from tests.models.build import build_test_models
 
 ADMIN = "sk-chungus-bench-admin-key-0123456789"
 PROMPT = " ".join(f"w{i}" for i in range(16))
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _load(url: str, key: str, stream: bool, requests: int, concurrency: int) -> None:
@@ -91,9 +86,9 @@ def main() -> None:
                     url = base + "/v1/chat/completions"
                     asyncio.run(_load(url, key, True, 100, args.concurrency))  # warm up
                     for stream in (True, False):
-                        before = _cpu_s(proc.pid)
+                        before = cpu_s(proc.pid)
                         asyncio.run(_load(url, key, stream, args.requests, args.concurrency))
-                        ms = (_cpu_s(proc.pid) - before) / args.requests * 1000
+                        ms = (cpu_s(proc.pid) - before) / args.requests * 1000
                         results.setdefault((str(tree), "stream" if stream else "plain"), []).append(ms)
                 finally:
                     proc.terminate()

@@ -30,9 +30,8 @@ import aiohttp
 import httpx
 
 from bench import report
-from bench.bench_gateway import closed_loop
-from gateway.triton.server import TritonServer, free_port
-from tests.models.build import build_test_models
+from bench.bench_gateway import closed_loop, echo_stack
+from gateway.triton.server import free_port
 from tests.support import GatewayProcess
 
 LITELLM_VERSION = "1.108.7"
@@ -194,9 +193,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     parser.add_argument("--quick", action="store_true", help="seconds: 20 requests, concurrency 1 and 4")
-    parser.add_argument("--name", default="litellm")
-    parser.add_argument("--json-dir", type=Path, default=None)
-    parser.add_argument("--plot-dir", type=Path, default=None)
+    report.output_args(parser, "litellm")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.concurrency, args.rounds = 20, [1, 4], 1
@@ -205,19 +202,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        build_test_models(work)
-        triton = TritonServer(work / "model_repository", work / "triton", http_port=free_port(),
-                              grpc_port=free_port(), metrics_port=free_port())
-        gw = GatewayProcess(triton.grpc_url, work / "registry.toml", work / "gw",
-                            env={"CHUNGUS_ACCESS_LOG": "false", "CHUNGUS_LOG_LEVEL": "WARNING"})
-        peers: list[subprocess.Popen[bytes]] = []
+    peers: list[subprocess.Popen[bytes]] = []
+    with echo_stack() as (_, gw), tempfile.TemporaryDirectory() as tmp:
+        assert gw.process is not None
         try:
-            triton.start()
-            gw.start()
-            assert gw.process is not None
-            peers, litellm_url, litellm_pid = start_litellm(work, args.litellm_venv)
+            peers, litellm_url, litellm_pid = start_litellm(Path(tmp), args.litellm_venv)
             targets = {"chungus": (gw.base_url + "/v1/chat/completions", user_key(gw), gw.process.pid),
                        "litellm": (litellm_url + "/v1/chat/completions", MASTER, litellm_pid)}
             raw = asyncio.run(interleave(targets, args))
@@ -229,8 +218,6 @@ def main(argv: list[str] | None = None) -> None:
                     proc.wait(15)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            gw.stop()
-            triton.stop()
     publish(summarize(raw), raw, memory, args)
 
 

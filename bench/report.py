@@ -5,6 +5,7 @@ ours beside the peer). Each record carries the machine's load average, taken whe
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -17,6 +18,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 JSON_DIR = ROOT / "var" / "bench"
 PLOT_DIR = ROOT / "docs" / "bench"
+
+
+def output_args(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--name`` (of the JSON and the plot), ``--json-dir`` and ``--plot-dir``, as every benchmark takes."""
+    parser.add_argument("--name", default=name, help="file name of the JSON and the plot")
+    parser.add_argument("--json-dir", type=Path, default=None, help=f"default: {JSON_DIR}")
+    parser.add_argument("--plot-dir", type=Path, default=None, help=f"default: {PLOT_DIR}")
 
 
 def load_avg() -> list[float]:
