@@ -314,35 +314,49 @@ def test_the_openapi_document_describes_the_route(client: TestClient[Any]) -> No
         check("Completion", chunk)
 
 
-def test_a_client_that_leaves_cancels_every_choice_is_billed_and_frees_its_slot(tmp_path: Path) -> None:
-    """On a real uvicorn server, model ``slow`` (50 ms a token): two choices streaming, the client
-    leaves after 20 chunks; what was generated is billed and the key's one slot comes back."""
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """The app in a real uvicorn process over the fake backend (tests/integration/fake_gateway.py)."""
+    work = tmp_path_factory.mktemp("completions")
+    gw = GatewayServer(work, {"CHUNGUS_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'keys.db'}"})
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.mark.parametrize("path", ["/v1/completions", "/api/v1/completions"])
+def test_the_key_is_checked_before_the_body_is_read(server: GatewayServer, path: str) -> None:
+    from tests.integration.test_auth_before_body import _partial_upload
+
+    reply, took = _partial_upload(server.port, path, None)
+    assert reply.startswith("HTTP/1.1 401") and '"code":"invalid_api_key"' in reply, reply[:200]
+    assert took < 3
+
+
+def test_a_client_that_leaves_cancels_every_choice_is_billed_and_frees_its_slot(server: GatewayServer) -> None:
+    """Model ``slow`` (50 ms a token): two choices streaming, the client leaves after 20 chunks;
+    what was generated is billed and the key's one slot comes back."""
     import time
 
     import httpx
 
-    server = GatewayServer(tmp_path, {"CHUNGUS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"})
-    server.start()
-    try:
-        made = httpx.post(server.base_url + "/admin/keys", json={"name": "t", "max_concurrent": 1},
-                          headers=auth(ADMIN)).json()
-        body = {"model": "slow", "prompt": "go", "max_tokens": 400, "n": 2, "stream": True}
-        with httpx.Client(base_url=server.base_url, timeout=30) as client, client.stream(
-                "POST", "/v1/completions", json=body, headers=auth(made["key"])) as response:
-            seen = 0
-            for line in response.iter_lines():
-                seen += line.startswith("data: {")
-                if seen == 20:
-                    break
-        deadline, used = time.monotonic() + 10, 0
-        while time.monotonic() < deadline and not used:
-            rows = httpx.get(server.base_url + "/admin/usage", params={"key_id": made["id"]},
-                             headers=auth(ADMIN)).json()["data"]
-            used = sum(int(r["completion_tokens"]) for r in rows)
-            time.sleep(0.1)
-        assert 20 <= used < 80, used  # both choices stopped soon after the client left
-        again = httpx.post(server.base_url + "/v1/completions", json={"model": "chat-a", "prompt": "p"},
-                           headers=auth(made["key"]), timeout=10)
-        assert again.status_code == 200, again.text
-    finally:
-        server.stop()
+    made = httpx.post(server.base_url + "/admin/keys", json={"name": "t", "max_concurrent": 1},
+                      headers=auth(ADMIN)).json()
+    body = {"model": "slow", "prompt": "go", "max_tokens": 400, "n": 2, "stream": True}
+    with httpx.Client(base_url=server.base_url, timeout=30) as client, client.stream(
+            "POST", "/v1/completions", json=body, headers=auth(made["key"])) as response:
+        seen = 0
+        for line in response.iter_lines():
+            seen += line.startswith("data: {")
+            if seen == 20:
+                break
+    deadline, used = time.monotonic() + 10, 0
+    while time.monotonic() < deadline and not used:
+        rows = httpx.get(server.base_url + "/admin/usage", params={"key_id": made["id"]},
+                         headers=auth(ADMIN)).json()["data"]
+        used = sum(int(r["completion_tokens"]) for r in rows)
+        time.sleep(0.1)
+    assert 20 <= used < 80, used  # both choices stopped soon after the client left
+    again = httpx.post(server.base_url + "/v1/completions", json={"model": "chat-a", "prompt": "p"},
+                       headers=auth(made["key"]), timeout=10)
+    assert again.status_code == 200, again.text
