@@ -131,19 +131,21 @@ class CompletionService:
                           choices=[run.choice() for run in runs], usage=usage(runs, prep.estimates))
 
     async def stream(self, prep: Prepared) -> AsyncIterator[bytes]:
-        """Start the stream; the first delta is awaited (and checked) here, so early errors keep
-        their status.
+        """Start the stream; deltas are awaited (and checked) here until the first chunk, so
+        early errors keep their status.
 
         Returns:
             An async iterator of SSE-encoded bytes, ending with ``data: [DONE]``.
         """
         runs = prep.runs()
         items = self._start(prep)
+        first: CompletionChoice | None = None
         try:
-            index, delta = await anext(items)
-            first = runs[index].take(delta, prep.entry.id)
+            while first is None:
+                index, delta = await anext(items)
+                first = runs[index].take(delta, prep.entry.id)
         except StopAsyncIteration:
-            first = None
+            pass
         except BaseException:
             await _close(items, prep, runs)
             raise

@@ -223,6 +223,26 @@ def test_logprobs_from_a_backend_without_them_are_refused(registry: Registry) ->
             assert r.json()["error"]["param"] == "logprobs"
 
 
+class QuietStartBackend(FakeBackend):
+    """A backend whose first delta carries nothing (a stream's empty opening response)."""
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
+        yield Delta()
+        async for delta in super().generate(request):
+            yield delta
+
+
+def test_an_empty_first_delta_still_lets_a_refusal_keep_its_status(registry: Registry) -> None:
+    app = create_app(Settings(auth_enabled=False, access_log=False), QuietStartBackend(ready={"chat_a"}),
+                     registry=registry)
+    with TestClient(app) as c:
+        refused = c.post("/v1/completions", json={"model": "chat-a", "prompt": "p", "logprobs": 1, "stream": True})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "logprobs"
+        ok = c.post("/v1/completions", json={"model": "chat-a", "prompt": "p", "stream": True})
+        texts = [json.loads(e[6:])["choices"][0]["text"] for e in ok.content.split(b"\n\n")[:-2]]
+        assert texts == ["Hello", " world", "!", ""]
+
+
 @pytest.mark.parametrize(("body", "status", "param"), [
     ({"suffix": "end"}, 400, "suffix"),
     ({"best_of": 2}, 400, "best_of"),
