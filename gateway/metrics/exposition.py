@@ -73,7 +73,8 @@ def metrics_route(metrics: Metrics) -> HTTPRouteHandler:
 
     @get("/metrics", include_in_schema=False, sync_to_thread=True)  # reads files: off the loop
     def scrape() -> Response[bytes]:
-        return Response(render(metrics), media_type=CONTENT_TYPE)
+        # Litestar adds "; charset=utf-8" to text types itself
+        return Response(render(metrics), media_type=CONTENT_TYPE.removesuffix("; charset=utf-8"))
 
     return scrape
 

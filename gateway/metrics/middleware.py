@@ -82,10 +82,19 @@ class MetricsMiddleware:
             record = RequestRecord()
             token = _current.set(record)
             route = scope.get("path_template") or "unmatched"
+            done = False
+
+            def finish() -> None:
+                nonlocal done
+                done = True
+                status = str(record.status) if record.status else _CLIENT_GONE
+                metrics.request_finished(route, record, status, time.perf_counter() - record.started)
 
             async def metered_send(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     record.status = message["status"]
+                elif message["type"] == "http.response.body" and not message.get("more_body"):
+                    finish()  # before the last byte leaves: a client that saw it sees the count
                 await send(message)
 
             metrics.request_started(route)
@@ -93,7 +102,7 @@ class MetricsMiddleware:
                 await app(scope, receive, metered_send)
             finally:
                 _current.reset(token)
-                status = str(record.status) if record.status else _CLIENT_GONE
-                metrics.request_finished(route, record, status, time.perf_counter() - record.started)
+                if not done:  # the client left, or nothing was sent
+                    finish()
 
         return middleware
