@@ -165,3 +165,34 @@ def test_refusals_name_the_parameter(client: openai.OpenAI, kwargs: dict[str, An
     with pytest.raises(openai.BadRequestError) as info:
         client.completions.create(**{"model": CHAT_MODEL, "prompt": PROMPT, "max_tokens": 4, **kwargs})
     assert info.value.body["param"] == param  # type: ignore[index]
+
+
+# The TensorRT-LLM doubles (tests/models/trtllm.py) answer with the prompt they got, as the echo
+# model does: each contract's text, counts and streaming must give the same completions.
+MIMICS = ["trtllm-bls-mimic", "trtllm-bls-legacy-mimic", "trtllm-llmapi-mimic", "trtllm-ensemble-mimic"]
+WORDS = "alpha beta gamma delta"
+
+
+@pytest.mark.parametrize("model", MIMICS)
+def test_every_tensorrt_llm_contract_completes_alike(client: openai.OpenAI, stack_dir: Path, model: str) -> None:
+    from tests.models.trtllm import byte_fallback_tokens
+
+    tokens = len(byte_fallback_tokens(WORDS))
+    out = client.completions.create(model=model, prompt=WORDS, max_tokens=64, n=2, echo=True)
+    assert [(c.index, c.text, c.finish_reason) for c in out.choices] == [
+        (0, WORDS + WORDS, "stop"), (1, WORDS + WORDS, "stop")]
+    assert out.usage is not None
+    assert (out.usage.prompt_tokens, out.usage.completion_tokens) == (tokens, 2 * tokens)
+    chunks = list(client.completions.create(model=model, prompt=WORDS, max_tokens=64, stream=True))
+    assert "".join(c.choices[0].text for c in chunks) == WORDS
+    assert len(chunks) >= 4  # cumulative text becomes several chunks, not one
+    tok = Tokenizer.from_file(str(stack_dir / "models" / "test" / "byte_fallback" / "tokenizer.json"))
+    ids = tok.encode(WORDS, add_special_tokens=False).ids
+    by_ids = client.completions.create(model=model, prompt=[ids, ids[:5]], max_tokens=64)
+    assert [c.text for c in by_ids.choices] == [WORDS, WORDS[:5]]
+
+
+def test_the_llm_api_model_refuses_min_tokens_on_completions_too(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model="trtllm-llmapi-mimic", prompt=WORDS, extra_body={"min_tokens": 2})
+    assert info.value.body["param"] == "min_tokens"  # type: ignore[index]
