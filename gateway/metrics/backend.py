@@ -49,8 +49,8 @@ class MeteredBackend:
             record.model = model
         m = self.metrics
         window = m.window
-        ttft, itl = m.ttft.labels(model), m.itl.labels(model)
-        streams = m.streams_in_flight.labels(model)
+        ttft, itl = m.child(m.ttft, model), m.child(m.itl, model)
+        streams = m.child(m.streams_in_flight, model)
         started = record.started if record is not None else self.clock()
         last: float | None = None
         seen = prompt = 0
@@ -82,9 +82,9 @@ class MeteredBackend:
             streams.dec()
             window.streams_in_flight -= 1
             if prompt:
-                m.prompt_tokens.labels(model).inc(prompt)
+                m.child(m.prompt_tokens, model).inc(prompt)
             if seen:
-                m.completion_tokens.labels(model).inc(seen)
+                m.child(m.completion_tokens, model).inc(seen)
 
     async def embed(self, model: ModelEntry, texts: Sequence[str]) -> EmbeddingResult:
         record = current_request()

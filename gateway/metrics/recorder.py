@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -56,6 +56,9 @@ class Metrics:
         self._poller: asyncio.Task[None] | None = None
         self._server: WSGIServer | None = None
         self.registry = CollectorRegistry(auto_describe=True)
+        # Labelled children by (family, labels): prometheus_client's labels() takes a lock and
+        # checks its arguments on every call. Label values are bounded (routes, models, codes).
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self.window = LiveWindow()
         self.endpoint_source: EndpointSource = list
         r = self.registry
@@ -98,20 +101,28 @@ class Metrics:
         self.embedding_batch = Histogram("chungus_embedding_batch_size", "Inputs per embeddings call",
                                          ["model"], buckets=BATCH_BUCKETS, registry=r)
 
+    def child(self, family: Any, *labels: str) -> Any:
+        """``family.labels(*labels)``, made once."""
+        key = (family, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = family.labels(*labels)
+        return found
+
     def request_started(self, route: str) -> None:
-        self.requests_in_flight.labels(route).inc()
+        self.child(self.requests_in_flight, route).inc()
         self.window.requests_in_flight += 1
 
     def request_finished(self, route: str, record: RequestRecord, status: str, seconds: float) -> None:
         """One finished request (the middleware's ``finally``): every per-request family."""
-        self.requests_in_flight.labels(route).dec()
+        self.child(self.requests_in_flight, route).dec()
         self.window.requests_in_flight -= 1
-        self.requests.labels(route, record.model, status).inc()
-        self.request_duration.labels(route, record.model).observe(seconds)
+        self.child(self.requests, route, record.model, status).inc()
+        self.child(self.request_duration, route, record.model).observe(seconds)
         if status == "429":
-            self.rate_limited.labels(record.code or "").inc()
+            self.child(self.rate_limited, record.code or "").inc()
         elif status in ("401", "403"):
-            self.auth_failures.labels(status, record.code or "").inc()
+            self.child(self.auth_failures, status, record.code or "").inc()
         if route.startswith("/v1/"):  # the API, not probes and scrapes
             self.window.request_done(error=int(status) >= 500)
 
