@@ -10,6 +10,7 @@ from typing import Any
 
 from msgspec import UNSET
 
+from gateway.responses.logprobs import choice_logprobs, output_logprobs
 from gateway.responses.protocol import (
     FunctionToolCall,
     IncompleteDetails,
@@ -86,8 +87,9 @@ def output_items(completion: dict[str, Any]) -> tuple[list[OutputItem], str | No
     items: list[OutputItem] = []
     content = message.get("content") or ""
     if content or not calls:
-        items.append(OutputMessage(id=f"msg_{uuid.uuid4().hex}", status=status,
-                                   content=[OutputText(text=content, annotations=[], logprobs=[])]))
+        logprobs = output_logprobs(choice_logprobs(choice))
+        items.append(OutputMessage(id=f"msg_{uuid.uuid4().hex}", status=status, content=[
+            OutputText(text=content, annotations=[], logprobs=logprobs)]))
     for call in calls:
         function = call.get("function") or {}
         items.append(FunctionToolCall(

@@ -19,6 +19,7 @@ import msgspec
 
 from gateway.errors import GatewayError
 from gateway.responses.draft import Draft, usage_from
+from gateway.responses.logprobs import choice_logprobs, delta_logprobs, output_logprobs
 from gateway.responses.protocol import (
     FunctionToolCall,
     OutputItem,
@@ -49,6 +50,7 @@ class EventStream:
         self.seq = 0
         self.output: list[OutputItem] = []
         self.text: list[str] | None = None  # the open message's text so far
+        self.logprobs: list[dict[str, Any]] = []  # the open message's token logprobs so far
         self.call: FunctionToolCall | None = None  # the open function call
         self.call_index: int | None = None
         self.usage: ResponseUsage | None = None
@@ -71,22 +73,24 @@ class EventStream:
             self.usage = usage_from(chunk["usage"])
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
-            if delta.get("content"):
-                out += self._text_delta(delta["content"])
+            logprobs = choice_logprobs(choice)
+            if delta.get("content") or logprobs:
+                out += self._text_delta(delta.get("content") or "", logprobs or [])
             for call in delta.get("tool_calls") or ():
                 out += self._call_delta(call)
         return out
 
-    def _text_delta(self, text: str) -> list[bytes]:
+    def _text_delta(self, text: str, logprobs: list[dict[str, Any]]) -> list[bytes]:
         out = self._close_call()
         message = self._message()
         if self.text is None:
-            self.text = []
+            self.text, self.logprobs = [], []
             out += self._open_message(message)
         self.text.append(text)
+        self.logprobs += logprobs
         out.append(self._send(ResponseTextDeltaEvent(
             item_id=message.id, output_index=len(self.output) - 1, content_index=0, delta=text,
-            logprobs=[])))
+            logprobs=delta_logprobs(logprobs))))
         return out
 
     def _message(self) -> OutputMessage:
@@ -112,9 +116,10 @@ class EventStream:
         assert isinstance(message, OutputMessage)
         index, text = len(self.output) - 1, "".join(self.text)
         self.text = None
-        part = OutputText(text=text, annotations=[], logprobs=[])
+        part = OutputText(text=text, annotations=[], logprobs=output_logprobs(self.logprobs))
         done = [self._send(ResponseTextDoneEvent(item_id=message.id, output_index=index,
-                                                 content_index=0, text=text, logprobs=[])),
+                                                 content_index=0, text=text,
+                                                 logprobs=delta_logprobs(self.logprobs))),
                 self._send(ResponseContentPartEvent(type="response.content_part.done",
                                                     item_id=message.id, output_index=index,
                                                     content_index=0, part=part))]

@@ -15,6 +15,7 @@ import msgspec
 
 from gateway.chat.protocol import ChatCompletionRequest, ChatMessage
 from gateway.errors import GatewayError, InvalidRequestError
+from gateway.responses.logprobs import INCLUDE, MAX_TOP_LOGPROBS
 from gateway.responses.protocol import ResponseCreateRequest
 
 _CHAT_FIELDS = frozenset(f.name for f in msgspec.structs.fields(ChatCompletionRequest))
@@ -40,14 +41,15 @@ def check_request(req: ResponseCreateRequest) -> None:
     """
     if req.background:
         raise _unsupported("background responses are not supported by this server", "background")
-    if req.include:
-        raise _unsupported(f"include value '{req.include[0]}' is not supported by this server",
-                           "include")
+    for value in req.include or ():
+        if value != INCLUDE:
+            raise _unsupported(f"include value '{value}' is not supported by this server: only "
+                               f"'{INCLUDE}' is", "include")
     if req.truncation not in (None, "disabled"):
         raise _unsupported("only truncation 'disabled' is supported: an input that does not fit "
                            "the model's context is refused", "truncation")
-    if req.top_logprobs:
-        raise _unsupported("top_logprobs are not supported on /v1/responses", "top_logprobs")
+    if req.top_logprobs is not None and not 0 <= req.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise _bad(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", "top_logprobs")
     if req.reasoning and any(v is not None for v in req.reasoning.values()):
         raise _unsupported(f"model '{req.model}' does not support reasoning", "reasoning")
     if req.prompt is not None:
@@ -112,14 +114,21 @@ def chat_request(req: ResponseCreateRequest, history: list[dict[str, Any]]) -> d
         chat["tool_choice"] = _tool_choice(req.tool_choice)
     if req.parallel_tool_calls is not None:
         chat["parallel_tool_calls"] = req.parallel_tool_calls
+    if wants_logprobs(req):
+        chat["logprobs"], chat["top_logprobs"] = True, req.top_logprobs or 0
     fmt = text_format(req)
     if fmt["type"] != "text":
         chat["response_format"] = _response_format(fmt)
     for key, param in (("tool_choice", "tool_choice"), ("parallel_tool_calls", "parallel_tool_calls"),
-                       ("response_format", "text.format")):
+                       ("response_format", "text.format"), ("top_logprobs", "include")):
         if key in chat and key not in _CHAT_FIELDS:
             raise _unsupported(f"{param} is not supported by this server", param)
     return {k: v for k, v in chat.items() if v is not None}
+
+
+def wants_logprobs(req: ResponseCreateRequest) -> bool:
+    """Token log-probabilities asked for: ``include`` names them, or ``top_logprobs`` is set."""
+    return INCLUDE in (req.include or ()) or bool(req.top_logprobs)
 
 
 def _history_messages(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -276,7 +285,7 @@ def _part(part: Any, at: str) -> dict[str, Any]:
 
 
 _RENAMES = (("max_completion_tokens", "max_output_tokens"), ("max_tokens", "max_output_tokens"),
-            ("response_format", "text.format"))
+            ("response_format", "text.format"), ("logprobs", "include"))
 _MESSAGES = re.compile(r"^messages(\[\d+\])?")
 
 
@@ -288,7 +297,8 @@ def responses_param(exc: GatewayError) -> GatewayError:
     for old, new in _RENAMES:
         if param.startswith(old):
             exc.param = new + param[len(old):]
-            exc.message = exc.message.replace(old, new)
+            if old != "logprobs":  # "include" does not read as the subject of chat's sentence
+                exc.message = exc.message.replace(old, new)
             return exc
     if _MESSAGES.match(param):
         exc.param = "input"

@@ -176,3 +176,37 @@ def test_response_object_echoes_the_request() -> None:
                               "parameters": {"type": "object"}, "strict": None}]
     assert body["text"] == {"format": {"type": "text"}}
     assert body["store"] is False and body["truncation"] == "disabled"
+
+
+def _lp(token: str, logprob: float, top: tuple[tuple[str, float], ...] = ()) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": None,
+            "top_logprobs": [{"token": t, "logprob": p, "bytes": list(t.encode())} for t, p in top]}
+
+
+def test_logprobs_ride_on_deltas_and_the_final_text() -> None:
+    chunks = [{"choices": [{"index": 0, "delta": {"content": "Hi"},
+                            "logprobs": {"content": [_lp("Hi", -0.5, (("Hi", -0.5), ("Yo", -1.5)))]}}]},
+              {"choices": [{"index": 0, "delta": {"content": "!"},
+                            "logprobs": {"content": [_lp("!", -0.25)]}}]}]
+    events, final = _run(chunks, "stop")
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert deltas[0]["logprobs"] == [{"token": "Hi", "logprob": -0.5, "top_logprobs": [
+        {"token": "Hi", "logprob": -0.5}, {"token": "Yo", "logprob": -1.5}]}]
+    assert deltas[1]["logprobs"] == [{"token": "!", "logprob": -0.25, "top_logprobs": []}]
+    done = next(e for e in events if e["type"] == "response.output_text.done")
+    assert [lp["token"] for lp in done["logprobs"]] == ["Hi", "!"]
+    part = final["output"][0]["content"][0]
+    assert part["logprobs"] == [
+        {"token": "Hi", "logprob": -0.5, "bytes": [72, 105], "top_logprobs": [
+            {"token": "Hi", "logprob": -0.5, "bytes": [72, 105]},
+            {"token": "Yo", "logprob": -1.5, "bytes": [89, 111]}]},
+        {"token": "!", "logprob": -0.25, "bytes": [33], "top_logprobs": []}]
+    validate("Response", final)
+
+
+def test_non_streaming_logprobs() -> None:
+    items, _ = output_items({"choices": [{"finish_reason": "stop", "message": {"content": "A"},
+                                          "logprobs": {"content": [_lp("A", -1.0)]}}]})
+    body = msgspec.to_builtins(items[0])
+    assert body["content"][0]["logprobs"] == [{"token": "A", "logprob": -1.0, "bytes": [65],
+                                               "top_logprobs": []}]

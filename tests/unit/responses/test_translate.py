@@ -79,7 +79,20 @@ def test_input_items_of_a_string() -> None:
 
 
 ALL_CHAT_FIELDS = frozenset({"model", "messages", "tools", "tool_choice", "parallel_tool_calls",
-                             "response_format"})
+                             "response_format", "logprobs", "top_logprobs"})
+
+
+def test_logprobs_map_to_chat_logprobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(translate, "_CHAT_FIELDS", ALL_CHAT_FIELDS)
+    chat = chat_request(_req(include=["message.output_text.logprobs"]), [])
+    assert (chat["logprobs"], chat["top_logprobs"]) == (True, 0)
+    chat = chat_request(_req(top_logprobs=4), [])
+    assert (chat["logprobs"], chat["top_logprobs"]) == (True, 4)
+    assert "logprobs" not in chat_request(_req(top_logprobs=0), [])
+    monkeypatch.setattr(translate, "_CHAT_FIELDS", frozenset({"model", "messages"}))
+    with pytest.raises(InvalidRequestError) as exc:
+        chat_request(_req(top_logprobs=4), [])
+    assert _refused(exc) == ("include", "unsupported_parameter")
 
 
 def test_function_tools_and_choices_become_chat_tools(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +126,10 @@ def test_built_in_tools_are_refused_by_name(tool: dict[str, Any], param: str) ->
     ({"background": True}, "background", "unsupported_parameter"),
     ({"include": ["file_search_call.results"]}, "include", "unsupported_parameter"),
     ({"truncation": "auto"}, "truncation", "unsupported_parameter"),
-    ({"top_logprobs": 3}, "top_logprobs", "unsupported_parameter"),
+    ({"top_logprobs": 21}, "top_logprobs", "invalid_value"),
+    ({"top_logprobs": -1}, "top_logprobs", "invalid_value"),
+    ({"include": ["message.output_text.logprobs", "reasoning.encrypted_content"]}, "include",
+     "unsupported_parameter"),
     ({"reasoning": {"effort": "high"}}, "reasoning", "unsupported_parameter"),
     ({"prompt": {"id": "pmpt_1"}}, "prompt", "unsupported_parameter"),
     ({"conversation": "conv_1"}, "conversation", "unsupported_parameter"),
@@ -130,7 +146,8 @@ def test_what_cannot_be_honored_is_refused(fields: dict[str, Any], param: str, c
 
 
 def test_what_changes_nothing_is_accepted() -> None:
-    check_request(_req(background=False, include=[], truncation="disabled", top_logprobs=0,
+    check_request(_req(background=False, include=["message.output_text.logprobs"],
+                       truncation="disabled", top_logprobs=20,
                        reasoning={"effort": None, "summary": None}, service_tier="auto",
                        metadata={"k" * 64: "v" * 512}, max_tool_calls=0))
 
@@ -207,6 +224,9 @@ def test_chat_parameter_names_become_responses_names() -> None:
     assert responses_param(exc).param == "input"
     exc = InvalidRequestError("only text", param="response_format")
     assert responses_param(exc).param == "text.format"
+    exc = InvalidRequestError("logprobs are not supported by model 'x'", param="logprobs")
+    assert responses_param(exc).param == "include"
+    assert exc.message == "logprobs are not supported by model 'x'"
     exc = InvalidRequestError("bad", param="temperature")
     assert responses_param(exc).param == "temperature"
 
