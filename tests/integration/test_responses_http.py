@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import openai
 import pytest
 from litestar.testing import TestClient
@@ -279,3 +280,48 @@ def test_the_openapi_document_describes_what_is_sent(client: TestClient) -> None
     assert stored.status_code == 200
     check(doc["paths"]["/v1/responses/{response_id}"]["get"]["responses"]["200"]["content"]
           ["application/json"]["schema"], stored.json())
+
+
+TOOL_TEXT = ("<tool_call>", '{"name": "get_weather", ', '"arguments": {"city": "Paris"}}', "</tool_call>")
+WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                          "required": ["city"]}}
+needs_tools = pytest.mark.skipif(
+    "tool_parser" not in {f.name for f in msgspec.structs.fields(ModelEntry)},
+    reason="chat completions have no tool-call parsers yet")
+
+
+@needs_tools
+def test_function_call_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "t.jinja").write_text(TEMPLATE)
+    registry = Registry(models=(ModelEntry(id="chat-a", triton_model="chat_a", chat_template="t.jinja",
+                                           tool_parser="hermes"),),  # type: ignore[call-arg]
+                        base_dir=str(tmp_path))
+    backend = FakeBackend(ready={"chat_a"}, pieces=TOOL_TEXT)
+    with _client(registry, backend) as client:
+        sdk = _sdk(client)
+        first = sdk.responses.create(model="chat-a", input="Weather in Paris?", tools=[WEATHER])  # type: ignore[list-item]
+        raw = client.post("/v1/responses", json={"model": "chat-a", "input": "Weather in Paris?",
+                                                 "tools": [WEATHER]}).json()
+        validate("Response", raw)
+        assert raw["output"][-1]["type"] == "function_call"
+        calls = [o for o in first.output if o.type == "function_call"]
+        assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Paris"})]
+        assert calls[0].call_id and first.status == "completed"
+        events = _events(client.post("/v1/responses", json={
+            "model": "chat-a", "input": "Weather in Paris?", "tools": [WEATHER], "stream": True}).content)
+        added = [e for e in events if e["type"] == "response.output_item.added"]
+        assert added[-1]["item"]["type"] == "function_call"
+        arguments = "".join(e["delta"] for e in events
+                            if e["type"] == "response.function_call_arguments.delta")
+        done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+        assert json.loads(arguments) == json.loads(done["arguments"]) == {"city": "Paris"}
+        assert done["name"] == "get_weather"
+        backend.pieces = ("18", " degrees")
+        second = sdk.responses.create(model="chat-a", tools=[WEATHER], input=[  # type: ignore[list-item]
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather",
+             "arguments": calls[0].arguments},
+            {"type": "function_call_output", "call_id": calls[0].call_id, "output": "18C sunny"}])
+        assert second.output_text == "18 degrees"
+        assert "18C sunny" in backend.requests[-1].prompt
