@@ -72,6 +72,9 @@ class ModelEntry(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens_limit: int = 4096
     context_length: int = 4096
     default_temperature: float | None = None
+    # Tool calls: the parser of the model's call format (hermes | llama3_json | mistral | smollm2);
+    # unset: the model takes no tools.
+    tool_parser: str | None = None
     # Vision models
     image_token: str = "<image>"
     image_token_repeat: int = 1  # how many image tokens stand for one image in the prompt

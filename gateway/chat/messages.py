@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gateway.chat.protocol import ChatMessage, ImagePart, TextPart
 from gateway.errors import InvalidRequestError
 from gateway.registry import ModelEntry
 
-_ROLES = {"system", "user", "assistant", "developer"}
+_ROLES = {"system", "user", "assistant", "developer", "tool"}
 
 
 def _invalid(message: str, param: str) -> InvalidRequestError:
@@ -87,13 +88,14 @@ def flatten_messages(
         where = f"messages[{i}]"
         if msg.role not in _ROLES:
             raise _invalid(f"Unsupported role '{msg.role}' at {where}; expected one of "
-                           "system, developer, user, assistant", f"{where}.role")
+                           "system, developer, user, assistant, tool", f"{where}.role")
         role = "system" if msg.role == "developer" else msg.role
-        if msg.content is None:
+        if msg.content is None and not msg.tool_calls:
             raise _invalid(f"{where}.content is required", f"{where}.content")
-        text = (neutralize(msg.content, specials) if isinstance(msg.content, str)
+        text = ("" if msg.content is None else neutralize(msg.content, specials)
+                if isinstance(msg.content, str)
                 else _flatten_parts(msg.content, entry, where, refs, specials))
-        out.append({"role": role, "content": text})
+        out.append({"role": role, "content": text, **tool_fields(msg, where, out, specials)})
     if len(refs) > entry.max_images:
         raise InvalidRequestError(f"Too many images: {len(refs)}; model '{entry.id}' takes at "
                                   f"most {entry.max_images}", param="messages",
@@ -121,3 +123,33 @@ def _flatten_parts(parts: list[TextPart | ImagePart], entry: ModelEntry, where: 
     if len(refs) > first_ref:
         return "".join(pieces)
     return "\n".join(pieces) if len(pieces) > 1 else pieces[0]
+
+
+def tool_fields(msg: ChatMessage, where: str, earlier: list[dict[str, Any]],
+                specials: tuple[str, ...]) -> dict[str, Any]:
+    """An assistant message's ``tool_calls`` (arguments as objects, as chat templates expect)
+    and a tool message's ``tool_call_id`` with the ``name`` of the call it answers."""
+    if msg.tool_calls:
+        if msg.role != "assistant":
+            raise _invalid(f"only assistant messages may carry tool_calls ({where})",
+                           f"{where}.tool_calls")
+        return {"tool_calls": [
+            {"id": call.id, "type": "function",
+             "function": {"name": neutralize(call.function.name, specials),
+                          "arguments": _arguments(call.function.arguments, specials)}}
+            for call in msg.tool_calls]}
+    if msg.role != "tool":
+        return {}
+    if not msg.tool_call_id:
+        raise _invalid(f"{where}.tool_call_id is required for role 'tool'", f"{where}.tool_call_id")
+    name = next((c["function"]["name"] for m in reversed(earlier) for c in m.get("tool_calls", ())
+                 if c["id"] == msg.tool_call_id), "")
+    return {"tool_call_id": msg.tool_call_id, "name": name}
+
+
+def _arguments(arguments: str, specials: tuple[str, ...]) -> Any:
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return neutralize(arguments, specials)
+    return value if isinstance(value, dict) else neutralize(arguments, specials)

@@ -49,7 +49,8 @@ def load_template(path: Path) -> jinja2.Template:
 
 
 def render(template: jinja2.Template, messages: list[dict[str, Any]], *, bos_token: str = "",
-           eos_token: str = "", add_generation_prompt: bool = True) -> str:
+           eos_token: str = "", add_generation_prompt: bool = True,
+           tools: list[dict[str, Any]] | None = None) -> str:
     """Render a conversation into the prompt string the model expects.
 
     Raises:
@@ -57,7 +58,7 @@ def render(template: jinja2.Template, messages: list[dict[str, Any]], *, bos_tok
     """
     try:
         return template.render(messages=messages, bos_token=bos_token, eos_token=eos_token,
-                               add_generation_prompt=add_generation_prompt)
+                               add_generation_prompt=add_generation_prompt, tools=tools)
     except TemplateError:
         raise
     except jinja2.TemplateError as exc:

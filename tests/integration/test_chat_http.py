@@ -57,10 +57,10 @@ def test_exact_sse_bytes(client: TestClient) -> None:
     r = client.post("/v1/chat/completions", json=_chat(stream=True))
     head = b'data: {"id":"chatcmpl-X","object":"chat.completion.chunk","created":0,"model":"chat-a","choices":'
     assert _normalise(r.content) == (
-        head + b'[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}\n\n'
-        + head + b'[{"index":0,"delta":{"content":" world"},"finish_reason":null}]}\n\n'
-        + head + b'[{"index":0,"delta":{"content":"!"},"finish_reason":null}]}\n\n'
-        + head + b'[{"index":0,"delta":{},"finish_reason":"stop"}],'
+        head + b'[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null,"logprobs":null}]}\n\n'
+        + head + b'[{"index":0,"delta":{"content":" world"},"finish_reason":null,"logprobs":null}]}\n\n'
+        + head + b'[{"index":0,"delta":{"content":"!"},"finish_reason":null,"logprobs":null}]}\n\n'
+        + head + b'[{"index":0,"delta":{},"finish_reason":"stop","logprobs":null}],'
         b'"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}\n\n'
         b"data: [DONE]\n\n"
     )
@@ -79,8 +79,8 @@ def test_exact_non_streaming_body(client: TestClient) -> None:
     assert r.status_code == 200
     assert _normalise(r.content) == (
         b'{"id":"chatcmpl-X","object":"chat.completion","created":0,"model":"chat-a",'
-        b'"choices":[{"index":0,"message":{"role":"assistant","content":"Hello world!"},'
-        b'"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}'
+        b'"choices":[{"index":0,"message":{"role":"assistant","content":"Hello world!","refusal":null},'
+        b'"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}'
     )
 
 
@@ -125,7 +125,7 @@ ERRORS = [
     (b"[]", 400, None, None),
     (b'{"model":"chat-a"}', 400, "invalid_messages", "messages"),
     (b'{"model":"chat-a","messages":[]}', 400, "invalid_messages", "messages"),
-    (b'{"model":"chat-a","messages":[{"role":"tool","content":"x"}]}', 400, "invalid_messages",
+    (b'{"model":"chat-a","messages":[{"role":"function","content":"x"}]}', 400, "invalid_messages",
      "messages[0].role"),
     (b'{"model":"chat-a","messages":[{"role":"user"}]}', 400, "invalid_messages",
      "messages[0].content"),
@@ -147,7 +147,7 @@ ERRORS = [
      "invalid_value", "max_tokens"),
     (b'{"model":"chat-a","messages":[{"role":"user","content":"x"}],"max_tokens":101}', 400,
      "invalid_value", "max_tokens"),
-    (b'{"model":"chat-a","messages":[{"role":"user","content":"x"}],"n":2}', 400,
+    (b'{"model":"chat-a","messages":[{"role":"user","content":"x"}],"n":17}', 400,
      "invalid_value", "n"),
     (b'{"model":"chat-a","messages":[{"role":"user","content":"x"}],"presence_penalty":3}', 400,
      "invalid_value", "presence_penalty"),

@@ -125,10 +125,14 @@ def test_flatten_refusals_name_the_field() -> None:
     empty = _refused([])
     assert (empty.message, empty.param, empty.code) == (
         "messages must be a non-empty array", "messages", "invalid_messages")
-    role = _refused([{"role": "user", "content": "x"}, {"role": "tool", "content": "x"}])
+    role = _refused([{"role": "user", "content": "x"}, {"role": "function", "content": "x"}])
     assert (role.message, role.param, role.code) == (
-        "Unsupported role 'tool' at messages[1]; expected one of system, developer, user, assistant",
-        "messages[1].role", "invalid_messages")
+        "Unsupported role 'function' at messages[1]; expected one of system, developer, user, "
+        "assistant, tool", "messages[1].role", "invalid_messages")
+    tool = _refused([{"role": "user", "content": "x"}, {"role": "tool", "content": "x"}])
+    assert (tool.message, tool.param, tool.code) == (
+        "messages[1].tool_call_id is required for role 'tool'", "messages[1].tool_call_id",
+        "invalid_messages")
     missing = _refused([{"role": "user"}])
     assert (missing.message, missing.param, missing.code) == (
         "messages[0].content is required", "messages[0].content", "invalid_messages")

@@ -1,0 +1,1 @@
+"""Tool calls: request checks and guides (``definitions``), per-family output parsers (``parsers``)."""
