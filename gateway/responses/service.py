@@ -5,6 +5,7 @@ the chat completion or its chunks become the response object or the semantic str
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -67,8 +68,7 @@ class ResponsesService:
         try:
             chat = msgspec.convert(chat_request(req, history), ChatCompletionRequest)
         except msgspec.ValidationError as exc:
-            raise InvalidRequestError(f"input cannot be read as a conversation: {exc}",
-                                      param="input") from exc
+            raise _invalid(exc) from exc
         try:
             prep = await self.chat.prepare(principal, chat, request_id)
         except GatewayError as exc:
@@ -163,6 +163,19 @@ class ResponsesService:
         """
         if self.store is None or not await self.store.delete(response_id, _key(principal)):
             raise _not_found(response_id)
+
+
+_AT = re.compile(r" - at `\$\.(\w+)(\[\d+\])?(?:\.function)?([^`]*)`$")
+
+
+def _invalid(exc: msgspec.ValidationError) -> InvalidRequestError:
+    """A translated request chat's structs refuse -> a 400 naming the Responses parameter."""
+    text = str(exc)
+    match = _AT.search(text)
+    field, index, rest = match.groups() if match else ("messages", "", "")
+    param = "input" if field == "messages" else f"{field}{index or ''}{rest}"
+    return InvalidRequestError(f"{_AT.sub('', text)} at '{param}'", param=param,
+                               code="invalid_value")
 
 
 _chunk_decoder = msgspec.json.Decoder(dict[str, Any])
