@@ -105,6 +105,82 @@ def read_gguf(path: Path) -> GgufInfo:
     )
 
 
+# SmolLM2's own template is plain ChatML. Its instruct models learned function calling from
+# Synth-APIGen: the tools in the system turn, calls answered as a JSON array inside
+# <tool_call>...</tool_call>, tool results handed back in <tool_response> blocks. This template
+# adds that to the ChatML template (the gateway's "smollm2" tool parser reads the calls).
+SMOLLM2_TOOLS_TEMPLATE = """\
+{%- set ns = namespace(system=none) -%}
+{%- if messages and messages[0]['role'] == 'system' -%}
+{%- set ns.system = messages[0]['content'] -%}
+{%- endif -%}
+{%- if tools -%}
+<|im_start|>system
+{% if ns.system %}{{ ns.system }}
+
+{% endif %}You are an expert in composing functions. You are given a question and a set of \
+possible functions. Based on the question, you will need to make one or more function/tool \
+calls to achieve the purpose. If none of the functions can be used, point it out and refuse to \
+answer. If the given question lacks the parameters required by the function, also point it out.
+
+You have access to the following tools:
+<tools>{{ tools | tojson }}</tools>
+
+The output MUST strictly adhere to the following format, and NO other text MUST be included.
+The example format is as follows. Please make sure the parameter type is correct. If no \
+function call is needed, please make the tool calls an empty list '[]'.
+<tool_call>[
+{"name": "func_name1", "arguments": {"argument1": "value1", "argument2": "value2"}},
+... (more tool calls as required)
+]</tool_call><|im_end|>
+{% elif ns.system is not none -%}
+<|im_start|>system
+{{ ns.system }}<|im_end|>
+{% else -%}
+<|im_start|>system
+You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>
+{% endif -%}
+{%- for message in messages -%}
+{%- if message['role'] == 'system' and loop.first -%}
+{%- elif message['role'] == 'tool' -%}
+<|im_start|>user
+<tool_response>
+{{ message['content'] }}
+</tool_response><|im_end|>
+{% elif message['role'] == 'assistant' and message['tool_calls'] -%}
+<|im_start|>assistant
+{% if message['content'] %}{{ message['content'] }}
+{% endif %}<tool_call>[
+{%- for call in message['tool_calls'] -%}
+{"name": {{ call['function']['name'] | tojson }}, "arguments": {{ call['function']['arguments'] \
+| tojson }}}{% if not loop.last %}, {% endif %}
+{%- endfor -%}
+]</tool_call><|im_end|>
+{% else -%}
+<|im_start|>{{ message['role'] }}
+{{ message['content'] }}<|im_end|>
+{% endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+<|im_start|>assistant
+{% endif -%}
+"""
+
+
+def chat_template_for(info: GgufInfo, model_id: str) -> tuple[str, str | None]:
+    """The chat template to write and the gateway's tool parser for it.
+
+    SmolLM2's plain ChatML template gets the tools-aware version above; a template that takes
+    ``tools`` and writes ``<tool_call>`` (Qwen, Hermes) is kept and read by the Hermes parser.
+    """
+    template = info.chat_template
+    if "tools" not in template and model_id.startswith("smollm2") and "<|im_start|>" in template:
+        return SMOLLM2_TOOLS_TEMPLATE, "smollm2"
+    if "tools" in template and "<tool_call>" in template:
+        return template, "hermes"
+    return template, None
+
+
 def triton_name(model_id: str) -> str:
     """A Triton-safe model name for a public id."""
     return re.sub(r"[^A-Za-z0-9_]", "_", model_id).lower()
@@ -157,7 +233,8 @@ def build_chat(
         ))
         side = out / "models" / model_id
         side.mkdir(parents=True, exist_ok=True)
-        (side / "chat_template.jinja").write_text(info.chat_template, encoding="utf-8")
+        chat_template, tool_parser = chat_template_for(info, model_id)
+        (side / "chat_template.jinja").write_text(chat_template, encoding="utf-8")
     with progress.step("writing the model's tokenizer.json (the gateway counts prompts with it)"):
         write_tokenizer(gguf, side / "tokenizer.json")
     ctx = min(n_ctx, info.context_length)
@@ -175,6 +252,7 @@ def build_chat(
         max_tokens_limit=max_tokens_limit or ctx,
         context_length=ctx,  # llama.cpp's n_ctx: prompt and completion share it
         max_input_tokens=ctx,
+        tool_parser=tool_parser,
         created=int(gguf.stat().st_mtime),
     )
     upsert_entry(out / "registry.toml", entry)
