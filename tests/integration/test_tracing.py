@@ -4,9 +4,11 @@ context is its parent, and a real gRPC server in Triton's protocol receives the 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -33,37 +35,88 @@ TRACEPARENT = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
 CHAT = {"model": "chat-a", "messages": [{"role": "user", "content": "hi"}]}
 
 
+@dataclass(frozen=True)
+class Span:
+    """A received span, the same from OTLP protobuf (Python SDK) and OTLP JSON (Triton's C++)."""
+
+    service: str
+    name: str
+    kind: int
+    trace_id: str  # hex
+    span_id: str
+    parent_id: str  # "" for a root
+    status: int  # 0 unset, 1 ok, 2 error
+    start_ns: int
+    attributes: dict[str, Any]
+
+
+def _value(v: dict[str, Any]) -> Any:
+    if "intValue" in v:
+        return int(v["intValue"])
+    return next(iter(v.values()), None)
+
+
+def _from_json(doc: dict[str, Any]) -> list[Span]:
+    spans = []
+    for rs in doc.get("resourceSpans", []):
+        resource = {a["key"]: _value(a["value"]) for a in rs["resource"]["attributes"]}
+        for ss in rs.get("scopeSpans", []):
+            for sp in ss.get("spans", []):
+                spans.append(Span(resource.get("service.name", ""), sp["name"], sp.get("kind", 0),
+                                  sp["traceId"], sp["spanId"], sp.get("parentSpanId", ""),
+                                  sp.get("status", {}).get("code", 0),
+                                  int(sp["startTimeUnixNano"]),
+                                  {a["key"]: _value(a["value"]) for a in sp.get("attributes", [])}))
+    return spans
+
+
+def _from_protobuf(body: bytes) -> list[Span]:
+    request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+    spans = []
+    for rs in request.resource_spans:
+        resource = {a.key: a.value.string_value for a in rs.resource.attributes}
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                attrs = {a.key: getattr(a.value, a.value.WhichOneof("value") or "string_value")
+                         for a in sp.attributes}
+                spans.append(Span(resource.get("service.name", ""), sp.name, sp.kind,
+                                  sp.trace_id.hex(), sp.span_id.hex(), sp.parent_span_id.hex(),
+                                  sp.status.code, sp.start_time_unix_nano, attrs))
+    return spans
+
+
 class Receiver(ThreadingHTTPServer):
-    """An OTLP/HTTP traces endpoint that keeps what it is sent."""
+    """An OTLP/HTTP traces endpoint that keeps the spans it is sent (protobuf or JSON)."""
 
     def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+        self.received: list[Span] = []
+        self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _ReceiverHandler)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1/traces"
 
-    def spans(self) -> list[tuple[dict[str, Any], Any]]:
-        """(resource attributes, span) for every span received."""
-        out = []
-        for req in self.requests:
-            for rs in req.resource_spans:
-                resource = {a.key: a.value.string_value for a in rs.resource.attributes}
-                out += [(resource, span) for ss in rs.scope_spans for span in ss.spans]
-        return out
+    def spans(self, service: str | None = None) -> list[Span]:
+        with self.lock:
+            return [s for s in self.received if service is None or s.service == service]
 
 
 class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
     def do_POST(self) -> None:  # noqa: N802  # http.server's naming
         assert self.path == "/v1/traces"
-        assert self.headers["Content-Type"] == "application/x-protobuf"
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-        self.server.requests.append(request)  # type: ignore[attr-defined]
-        reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        if "json" in self.headers["Content-Type"]:
+            spans, reply, kind = _from_json(json.loads(body)), b"{}", "application/json"
+        else:
+            spans, kind = _from_protobuf(body), "application/x-protobuf"
+            reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        with self.server.lock:
+            self.server.received += spans
         self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
         self.wfile.write(reply)
@@ -145,25 +198,20 @@ def test_span_joins_the_client_trace_and_reaches_triton(
         assert r.status_code == 200, r.text
         assert r.json()["choices"][0]["message"]["content"] == "hi"
     # Closing the app flushed the batch: exactly one span, ours.
-    spans = receiver.spans()
-    assert len(spans) == 1
-    resource, span = spans[0]
-    assert resource["service.name"] == "gw-test"
+    [span] = receiver.spans()
+    assert span.service == "gw-test"
     assert span.name == "POST /v1/chat/completions"
-    assert span.kind == span.SPAN_KIND_SERVER
-    assert span.trace_id.hex() == CLIENT_TRACE
-    assert span.parent_span_id.hex() == CLIENT_SPAN
-    attrs = {a.key: a.value for a in span.attributes}
-    assert attrs["gen_ai.request.model"].string_value == "chat-a"
-    assert attrs["gen_ai.usage.input_tokens"].int_value == 3
-    assert attrs["gen_ai.usage.output_tokens"].int_value == 1
-    assert attrs["chungus.outcome"].string_value == "stop"
-    assert attrs["http.response.status_code"].int_value == 200
-    assert attrs["http.route"].string_value == "/v1/chat/completions"
-    assert "hi" not in {v.string_value for v in attrs.values()}  # no prompt or output text
+    assert span.kind == 2  # server
+    assert (span.trace_id, span.parent_id) == (CLIENT_TRACE, CLIENT_SPAN)
+    assert span.attributes == {
+        "http.request.method": "POST", "http.route": "/v1/chat/completions",
+        "http.response.status_code": 200, "gen_ai.request.model": "chat-a",
+        "gen_ai.request.max_tokens": 256,  # the registry entry's default
+        "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 1,
+        "chungus.outcome": "stop"}  # no prompt, no output text
     # Triton got the gateway span as parent, in the same trace, with the client's tracestate.
     [metadata] = servicer.metadata
-    assert metadata["traceparent"] == f"00-{CLIENT_TRACE}-{span.span_id.hex()}-01"
+    assert metadata["traceparent"] == f"00-{CLIENT_TRACE}-{span.span_id}-01"
     assert metadata["tracestate"] == "vendor=1"
 
 
@@ -173,15 +221,65 @@ def test_a_request_without_context_starts_a_trace(
     with TestClient(_app(tmp_path, port, receiver.url)) as c:
         assert c.post("/v1/chat/completions", json=CHAT).status_code == 200
         assert c.post("/v1/chat/completions", json={**CHAT, "model": "nope"}).status_code == 404
-    spans = sorted((s for _, s in receiver.spans()), key=lambda s: s.start_time_unix_nano)
+    spans = sorted(receiver.spans(), key=lambda s: s.start_ns)
     assert len(spans) == 2
-    assert spans[0].parent_span_id == b""
+    assert spans[0].parent_id == ""
     version, trace_id, parent, flags = servicer.metadata[0]["traceparent"].split("-")
-    assert (version, trace_id, parent) == ("00", spans[0].trace_id.hex(), spans[0].span_id.hex())
+    assert (version, trace_id, parent) == ("00", spans[0].trace_id, spans[0].span_id)
     assert int(flags, 16) & 1 == 1  # sampled (the SDK may add W3C's "random" bit too)
-    failed = {a.key: a.value for a in spans[1].attributes}
-    assert failed["http.response.status_code"].int_value == 404
-    assert spans[1].status.code == spans[1].status.STATUS_CODE_UNSET  # a client error
+    assert spans[1].attributes["http.response.status_code"] == 404
+    assert spans[1].status == 0  # a client error leaves the status unset
+
+
+TRITON_TRACE_FLAGS = ("--trace-config=mode=opentelemetry",
+                      "--trace-config=opentelemetry,resource=service.name=triton",
+                      "--trace-config=level=TIMESTAMPS", "--trace-config=rate=0",
+                      "--trace-config=count=-1",
+                      "--trace-config=opentelemetry,bsp_schedule_delay=100")  # test: send soon
+
+
+@pytest.mark.e2e
+def test_real_triton_joins_the_trace(tmp_path: Path, receiver: Receiver) -> None:
+    """Triton on CPU started with the documented flags puts its spans under the gateway's."""
+    from gateway.registry import load_registry
+    from gateway.triton.server import TritonServer, free_port
+    from tests.models.build import build_test_models
+
+    build_test_models(tmp_path)
+    server = TritonServer(tmp_path / "model_repository", tmp_path / "triton",
+                          http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+                          extra_args=(*TRITON_TRACE_FLAGS,
+                                      f"--trace-config=opentelemetry,url={receiver.url}"))
+    server.start(timeout_s=300)
+    try:
+        settings = Settings(auth_enabled=False, access_log=False, otel_endpoint=receiver.url,
+                            triton_urls=(server.grpc_url,))
+        app = create_app(settings, registry=load_registry(tmp_path / "registry.toml"))
+        with TestClient(app) as c:
+            r = c.post("/v1/chat/completions", headers={"traceparent": TRACEPARENT},
+                       json={"model": "echo", "messages": [{"role": "user", "content": "hi there"}],
+                             "stream": True, "max_tokens": 4})
+            assert r.status_code == 200
+            # Not traced: no context from the gateway and rate=0
+            untraced = Settings(auth_enabled=False, access_log=False, triton_urls=(server.grpc_url,))
+        with TestClient(create_app(untraced, registry=load_registry(tmp_path / "registry.toml"))) as c:
+            assert c.post("/v1/chat/completions", json={
+                "model": "echo", "messages": [{"role": "user", "content": "x"}]}).status_code == 200
+        deadline = time.monotonic() + 30
+        while len(receiver.spans("triton")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    [gateway_span] = receiver.spans("chungus-gateway")
+    assert (gateway_span.trace_id, gateway_span.parent_id) == (CLIENT_TRACE, CLIENT_SPAN)
+    triton = {s.name: s for s in receiver.spans("triton")}
+    assert {s.trace_id for s in triton.values()} == {CLIENT_TRACE}  # the untraced request: none
+    model_span = triton["echo"]
+    assert model_span.attributes["triton.model_name"] == "echo"
+    assert triton["compute"].parent_id == model_span.span_id
+    # Triton's top-level span hangs under the gateway's span, and the model span under it.
+    top = next(s for s in triton.values() if s.parent_id == gateway_span.span_id)
+    assert model_span.parent_id == top.span_id
 
 
 def test_tracing_off_sends_no_context(tmp_path: Path, triton: tuple[FakeTriton, int]) -> None:
