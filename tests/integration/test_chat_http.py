@@ -89,7 +89,11 @@ def test_models_list_exact(client: TestClient) -> None:
     data = r.json()["data"]
     assert [m["id"] for m in data] == ["chat-a", "emb"]  # inactive and not-ready are hidden
     assert data[0] == {"id": "chat-a", "object": "model", "created": 1694268190,
-                       "owned_by": "chungus", "permission": [], "root": "chat-a", "parent": None}
+                       "owned_by": "chungus", "permission": [], "root": "chat-a", "parent": None,
+                       "capabilities": {"tools": False, "structured_outputs": True,
+                                        "logprobs": True, "vision": False}}
+    assert data[1]["capabilities"] == {"tools": False, "structured_outputs": False,
+                                       "logprobs": False, "vision": False}
     assert client.get("/api/v1/models/chat-a").json()["id"] == "chat-a"
     assert client.get("/v1/models/off").status_code == 404
     assert client.get("/v1/models/not-loaded").status_code == 404
