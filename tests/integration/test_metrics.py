@@ -150,38 +150,51 @@ def _post(url: str) -> int:
         return int(r.status)
 
 
-@pytest.mark.slow
-def test_two_worker_processes_add_up(tmp_path: Path) -> None:
+@pytest.fixture()
+def multiprocess_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of gateway processes sharing one fresh multiprocess folder (a stale file
+    of an earlier run in it is wiped, as a launcher must)."""
     folder = tmp_path / "prom"
     folder.mkdir()
-    (folder / "counter_999999.db").write_bytes(b"stale")  # an old run's file: wiped at start
-    env = dict(os.environ)
+    (folder / "counter_999999.db").write_bytes(b"stale")
     saved = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     prepare_multiprocess_dir(folder)
-    env["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    if saved is None:
+    env = {**os.environ, "CHUNGUS_AUTH_ENABLED": "false", "CHUNGUS_ACCESS_LOG": "false",
+           "FAKE_GATEWAY_DIR": str(tmp_path)}
+    if saved is None:  # this test process keeps its own mode
         del os.environ["PROMETHEUS_MULTIPROC_DIR"]
     else:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved
     assert list(folder.iterdir()) == []
+    return env
+
+
+def _uvicorn(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
+                                 "tests.integration.fake_gateway:create", "--host", "127.0.0.1",
+                                 "--port", str(port), "--workers", str(workers),
+                                 "--log-level", "warning"],
+                                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    _wait_ready(f"http://127.0.0.1:{port}", proc)
+    return proc
+
+
+def _scrape(base: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        return samples(r.read().decode())
+
+
+@pytest.mark.slow
+def test_two_worker_processes_add_up(tmp_path: Path, multiprocess_env: dict[str, str]) -> None:
     port = free_port()
-    env.update({"CHUNGUS_AUTH_ENABLED": "false", "CHUNGUS_ACCESS_LOG": "false",
-                "FAKE_GATEWAY_DIR": str(tmp_path)})
-    log = (tmp_path / "uvicorn.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
-                             "tests.integration.fake_gateway:create", "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "2", "--log-level", "warning"],
-                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = _uvicorn(multiprocess_env, port, 2, tmp_path / "uvicorn.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, proc)
         sent = 40
         assert [_post(base + CHAT_ROUTE) for _ in range(sent)] == [200] * sent
-        writers = {p.name.rsplit("_", 1)[1] for p in folder.glob("counter_*.db")}
-        assert len(writers) == 2, writers  # both workers served some of them
         for _ in range(4):  # whichever worker answers the scrape, the sum is the same
-            with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
-                scrape = samples(r.read().decode())
+            scrape = _scrape(base)
             assert sample(scrape, "chungus_requests_total", route=CHAT_ROUTE, model="chat-a",
                           status="200") == sent
             assert sample(scrape, "chungus_completion_tokens_total", model="chat-a") == 3 * sent
@@ -189,7 +202,35 @@ def test_two_worker_processes_add_up(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        log.close()
+
+
+@pytest.mark.slow
+def test_each_process_scrape_sums_all(tmp_path: Path, multiprocess_env: dict[str, str]) -> None:
+    """Two gateway processes on their own ports, so each surely serves its share."""
+    ports = (free_port(), free_port())
+    procs = [_uvicorn(multiprocess_env, p, 1, tmp_path / f"uvicorn-{p}.log") for p in ports]
+    bases = [f"http://127.0.0.1:{p}" for p in ports]
+    try:
+        assert [_post(bases[0] + CHAT_ROUTE) for _ in range(15)] == [200] * 15
+        assert [_post(bases[1] + CHAT_ROUTE) for _ in range(25)] == [200] * 25
+        writers = {p.stem.rsplit("_", 1)[1] for p in (tmp_path / "prom").glob("counter_*.db")}
+        assert writers == {str(p.pid) for p in procs}
+        for base in bases:
+            scrape = _scrape(base)
+            assert sample(scrape, "chungus_requests_total", route=CHAT_ROUTE, model="chat-a",
+                          status="200") == 40
+            assert sample(scrape, "chungus_request_duration_seconds_count", route=CHAT_ROUTE,
+                          model="chat-a") == 40
+        procs[0].terminate()  # a stopped process's counts stay; its live gauges go
+        procs[0].wait(timeout=30)
+        scrape = _scrape(bases[1])
+        assert sample(scrape, "chungus_requests_total", route=CHAT_ROUTE, model="chat-a",
+                      status="200") == 40
+        assert sample(scrape, "chungus_requests_in_flight", route="/metrics") == 1  # this scrape
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
@@ -203,3 +244,57 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
             time.sleep(0.2)
     raise AssertionError("uvicorn did not come up")
 
+
+
+@pytest.mark.e2e
+def test_real_triton_latencies_and_endpoint_gauges(tmp_path: Path) -> None:
+    """``chungus serve`` over Triton on CPU with the echo test models (the slow one sends a word
+    every 50 ms), scraped in the middle of a stream and after it."""
+    import httpx
+
+    from gateway.triton.server import TritonServer
+    from tests.models.build import build_test_models
+    from tests.support import GatewayProcess
+
+    build_test_models(tmp_path)
+    server = TritonServer(tmp_path / "model_repository", tmp_path / "triton", http_port=free_port(),
+                          grpc_port=free_port(), metrics_port=free_port())
+    server.start(timeout_s=300)
+    gateway = GatewayProcess(server.grpc_url, tmp_path / "registry.toml", tmp_path / "gw")
+    try:
+        gateway.start()
+        key = {"Authorization": f"Bearer {gateway.admin_key}"}
+        slow = {"model": "slow-echo", "stream": True, "max_tokens": 5,
+                "messages": [{"role": "user", "content": "one two three four five six"}]}
+        with httpx.Client(base_url=gateway.base_url, timeout=60) as c:
+            with c.stream("POST", CHAT_ROUTE, json=slow, headers=key) as r:
+                lines = r.iter_lines()
+                assert next(lines).startswith("data: ")
+                during = samples(c.get("/metrics").text)
+                assert sum(1 for line in lines if line.startswith("data: ")) >= 5
+            failing = {**slow, "model": "failing", "stream": False}
+            assert c.post(CHAT_ROUTE, json=failing, headers=key).status_code == 502
+            assert c.post(CHAT_ROUTE, json=failing, headers={"Authorization": "Bearer x"}
+                          ).status_code == 401
+            after = samples(c.get("/metrics").text)
+    finally:
+        gateway.stop()
+        server.stop()
+    url = server.grpc_url
+    assert sample(during, "chungus_triton_endpoint_outstanding", endpoint=url) == 1
+    assert sample(during, "chungus_streams_in_flight", model="slow-echo") == 1
+    assert sample(during, "chungus_requests_in_flight", route=CHAT_ROUTE) == 1
+    assert sample(after, "chungus_triton_endpoint_outstanding", endpoint=url) == 0
+    assert sample(after, "chungus_triton_endpoint_healthy", endpoint=url) == 1
+    itl = "chungus_inter_token_latency_seconds"
+    assert sample(after, f"{itl}_count", model="slow-echo") == 4  # 5 words
+    assert sample(after, f"{itl}_bucket", model="slow-echo", le="0.025") == 0  # >= 50 ms each
+    assert sample(after, f"{itl}_bucket", model="slow-echo", le="1.0") == 4
+    ttft = "chungus_time_to_first_token_seconds"
+    assert sample(after, f"{ttft}_bucket", model="slow-echo", le="0.04") == 0
+    assert sample(after, f"{ttft}_count", model="slow-echo") == 1
+    assert sample(after, "chungus_completion_tokens_total", model="slow-echo") == 5
+    assert sample(after, "chungus_backend_errors_total", model="failing", kind="bad_gateway") == 1
+    assert sample(after, "chungus_requests_total", route=CHAT_ROUTE, model="failing",
+                  status="502") == 1
+    assert sample(after, "chungus_auth_failures_total", status="401", code="invalid_api_key") == 1
