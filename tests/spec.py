@@ -21,9 +21,26 @@ SPEC = Path(__file__).parent / "data" / "openai_spec.json"
 BASE = "urn:openai-spec"
 
 
+def _nullable(node: Any) -> Any:
+    """OpenAPI 3.0's ``nullable: true`` (a few schemas still carry it) as JSON Schema: null allowed."""
+    if isinstance(node, list):
+        return [_nullable(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable") is not True:
+        return out
+    if isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+        return out
+    return {"anyOf": [out, {"type": "null"}]}
+
+
 @cache
 def _registry() -> tuple[Registry, dict[str, Any]]:
-    spec = json.loads(SPEC.read_text(encoding="utf-8"))
+    spec = _nullable(json.loads(SPEC.read_text(encoding="utf-8")))
     root = Resource.from_contents({"components": spec["components"]}, default_specification=DRAFT202012)
     return Registry().with_resource(BASE, root), spec["components"]["schemas"]
 
