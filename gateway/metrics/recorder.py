@@ -7,7 +7,7 @@ failures), ``MeteredBackend`` (tokens, time to first token, inter-token latency,
 backend errors, embedding batches), the image service (fetch and decode times) and a poll of
 the model server endpoints (outstanding requests, health).
 
-With several worker processes, ``PROMETHEUS_MULTIPROC_DIR`` (see ``gateway.metrics.multiproc``)
+With several worker processes, ``PROMETHEUS_MULTIPROC_DIR`` (see ``gateway.metrics.exposition``)
 makes every family write to per-process files that a scrape of any worker sums.
 """
 
