@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 
 from gateway.admin.route import admin_routes
+from gateway.admin.usage import usage_routes
 from gateway.auth.dependencies import auth_dependencies
 from gateway.auth.principal import Guard
 from gateway.backends.base import Backend
@@ -19,6 +20,7 @@ from gateway.catalog import ActivationSource
 from gateway.chat.route import chat_routes
 from gateway.chat.service import ImageResolver
 from gateway.completions.route import completion_routes
+from gateway.console.route import console_routes
 from gateway.embeddings.route import embedding_routes
 from gateway.health.route import health_routes
 from gateway.http.body import BodyReader
@@ -55,6 +57,9 @@ def build_app(services: Services) -> Litestar:
         routes.extend(responses_routes(services.responses, reader))
     routes.append(openapi_route(routes))
     observability = _observability(services, routes)  # after the OpenAPI document: not in it
+    if services.usage is not None:
+        routes.extend(usage_routes(services.usage))
+    console = console_routes(services.console, reader) if services.console is not None else []
 
     async def started() -> None:
         if services.lifecycle.state == "starting":  # a stop signal during startup wins
@@ -64,7 +69,7 @@ def build_app(services: Services) -> Litestar:
         services.lifecycle.state = "draining"
 
     return Litestar(
-        route_handlers=routes,
+        route_handlers=[*routes, *console],
         dependencies=auth_dependencies(services.guard),
         on_startup=[*services.on_startup, started],
         on_shutdown=[stopping, *services.on_shutdown],

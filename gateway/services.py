@@ -13,14 +13,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.admin.service import AdminService
+from gateway.admin.usage import UsageSeries
 from gateway.auth.activation import StoreActivation
 from gateway.auth.guard import KeyGuard
 from gateway.auth.principal import Guard, OpenGuard
 from gateway.auth.store import KeyStore, ensure_sqlite_dir
+from gateway.auth.usage import CountingGuard
 from gateway.backends.base import Backend
 from gateway.catalog import ActivationSource, ModelCatalog
 from gateway.chat.service import ChatService, ImageResolver
 from gateway.completions.service import CompletionService
+from gateway.console.service import ConsoleService
+from gateway.console.sessions import ConsoleSessions
 from gateway.embeddings.service import EmbeddingLimits, EmbeddingService
 from gateway.health.state import Lifecycle
 from gateway.limits import make_limiter
@@ -53,6 +57,8 @@ class Services:
     tracing: Tracing | None = None  # None: tracing off (otel_endpoint unset)
     admin: AdminService | None = None  # None when keys are off
     responses: ResponsesService | None = None  # set by build_services
+    usage: UsageSeries | None = None  # usage over time; None when keys are off
+    console: ConsoleService | None = None  # the web console; None when keys or it are off
     on_startup: tuple[Hook, ...] = field(default=())
     on_shutdown: tuple[Hook, ...] = field(default=())
 
@@ -136,7 +142,8 @@ def build_services(
         activation = activation or store_activation
         startup.append(key_guard.start)
         shutdown.append(key_guard.close)
-        guard = key_guard
+        key_guard.usage.retention_days = settings.usage_retention_days
+        guard = CountingGuard(key_guard, key_guard.usage)  # usage per key, model and minute
         admin_catalog = ModelCatalog(registry, backend, activation)
         admin = AdminService(key_guard.store, key_guard, store_activation, admin_catalog)
     if images is None and any(m.vision for m in registry.models):
@@ -162,4 +169,19 @@ def build_services(
         embeddings=EmbeddingService(catalog, served, guard, tokens, limits),
         lifecycle=Lifecycle(), metrics=metrics, tracing=tracing, admin=admin, on_startup=tuple(startup),
         on_shutdown=tuple(shutdown))
-    return replace(services, responses=ResponsesService(services.chat, store))
+    services = replace(services, responses=ResponsesService(services.chat, store))
+    return _with_console(services)
+
+
+def _with_console(services: Services) -> Services:
+    """Usage series and the web console, over the key store (only when keys are on)."""
+    admin = services.admin
+    if admin is None:
+        return services
+    usage = UsageSeries(admin.keystore, admin.guard)
+    if not services.settings.console_enabled:
+        return replace(services, usage=usage)
+    sessions = ConsoleSessions(admin.keystore, admin.guard, services.settings.console_session_ttl_s)
+    console = ConsoleService(sessions=sessions, admin=admin, usage=usage, chat=services.chat,
+                             embeddings=services.embeddings, live=services.metrics.live)
+    return replace(services, usage=usage, console=console)

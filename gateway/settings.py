@@ -83,6 +83,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_port: int | None = None
     otel_endpoint: str | None = None
     otel_service_name: str = "chungus-gateway"
+    # Web console at /console (needs keys on): sessions last console_session_ttl_s; usage
+    # buckets (per key, model and hour) are kept usage_retention_days, minute buckets two days.
+    console_enabled: bool = True
+    console_session_ttl_s: float = 8 * 3600.0
+    usage_retention_days: float = 90.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -35,5 +35,12 @@ if command -v npm >/dev/null && [ -f tests/js/package.json ]; then
   echo "install: the JavaScript openai SDK for the Node e2e test"
   (cd tests/js && npm install --no-audit --no-fund --silent) || echo "install: npm failed; the Node test will skip"
 fi
+CHROMIUM=/usr/lib/chromium/chromium-headless-shell
+if [ ! -x "$CHROMIUM" ] && command -v apt-get >/dev/null; then
+  echo "install: Chromium (headless shell) for the console's browser tests"
+  SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo -n)
+  "${SUDO[@]}" apt-get install -y -q --no-install-recommends chromium-headless-shell >/dev/null 2>&1 \
+    || echo "install: could not install chromium-headless-shell; the console browser tests will skip"
+fi
 echo "$want" > "$stamp"
 echo "install: done"

@@ -32,7 +32,12 @@
   document.getElementById("copy-secret").addEventListener("click", async () => {
     const text = document.getElementById("secret").textContent;
     const status = document.getElementById("copy-status");
-    try { await navigator.clipboard.writeText(text); status.textContent = "Copied."; }
+    try {
+      // A browser that asks for permission may never answer: fall back after a moment.
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), 1500));
+      await Promise.race([navigator.clipboard.writeText(text), timeout]);
+      status.textContent = "Copied.";
+    }
     catch (_) {
       const range = document.createRange();
       range.selectNodeContents(document.getElementById("secret"));

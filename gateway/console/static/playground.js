@@ -80,10 +80,12 @@
       `stream = client.chat.completions.create(\n    model=${pyValue(model)},\n    messages=${pyValue(messages)},\n${kwargs}\n)\n` +
       `for chunk in stream:\n    if chunk.choices:\n        print(chunk.choices[0].delta.content or "", end="", flush=True)\n`;
   }
-  function pyValue(v) {
+  function pyValue(v) {  // a Python literal: True/False/None, lists and dicts all the way down
     if (v === true) return "True";
     if (v === false) return "False";
-    if (v === null) return "None";
+    if (v === null || v === undefined) return "None";
+    if (Array.isArray(v)) return `[${v.map(pyValue).join(", ")}]`;
+    if (typeof v === "object") return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${pyValue(x)}`).join(", ")}}`;
     return JSON.stringify(v);
   }
 

@@ -36,12 +36,12 @@
     const series = await C.api("GET", `/console/api/usage/series?${q}`);
     C.clearError();
     window.usageSeries = series;
-    for (const cell of document.querySelectorAll("[data-total]")) {
+    for (const cell of document.querySelectorAll("#usage-totals [data-total]")) {
       const field = cell.dataset.total;
       cell.textContent = C.fmt(series.data.reduce((sum, p) => sum + p[field], 0), 0);
     }
     for (const name of Object.keys(specs)) draw(name, series);
-    document.getElementById("chart-requests").dataset.total = String(series.data.reduce((s, p) => s + p.requests, 0));
+    document.getElementById("chart-requests").dataset.requestsTotal = String(series.data.reduce((s, p) => s + p.requests, 0));
   }
 
   form.addEventListener("change", refresh);
