@@ -31,7 +31,7 @@ BENCHMARKS = {
     "gateway": ("bench.bench_gateway", ["--requests", "400", "--rounds", "2"]),
     "litellm": ("bench.bench_litellm", ["--requests", "600", "--rounds", "2"]),
     "embeddings": ("bench.bench_embeddings", ["--sentences", "1024", "--rounds", "3"]),
-    "aiperf": ("bench.bench_aiperf", ["--rounds", "2", "--per-stream", "4", "--timeout", "240"]),
+    "aiperf": ("bench.bench_aiperf", ["--rounds", "1", "--per-stream", "3", "--timeout", "150"]),
 }
 
 
