@@ -285,7 +285,8 @@ def _part(part: Any, at: str) -> dict[str, Any]:
 
 
 _RENAMES = (("max_completion_tokens", "max_output_tokens"), ("max_tokens", "max_output_tokens"),
-            ("response_format", "text.format"), ("logprobs", "include"))
+            ("response_format.json_schema", "text.format"), ("response_format", "text.format"),
+            ("logprobs", "include"))
 _MESSAGES = re.compile(r"^messages(\[\d+\])?")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 import openai
+import pydantic
 import pytest
 from litestar.testing import TestClient
 
@@ -325,3 +326,28 @@ def test_function_call_round_trip(tmp_path: Path) -> None:
             {"type": "function_call_output", "call_id": calls[0].call_id, "output": "18C sunny"}])
         assert second.output_text == "18 degrees"
         assert "18C sunny" in backend.requests[-1].prompt
+
+
+
+class Color(pydantic.BaseModel):
+    name: str
+    hex: str
+
+
+def test_parse_with_a_pydantic_model_is_constrained_decoding(registry: Registry) -> None:
+    backend = FakeBackend(ready={"chat_a"}, pieces=('{"name": "red", ', '"hex": "#ff0000"}'))
+    with _client(registry, backend) as client:
+        parsed = _sdk(client).responses.parse(model="chat-a", input="A color?", text_format=Color)
+        assert parsed.output_parsed == Color(name="red", hex="#ff0000")
+        guide = backend.requests[-1].guide
+        assert guide is not None and (guide.type, guide.param) == ("json_schema", "response_format")
+        assert json.loads(guide.text) == Color.model_json_schema() | {"additionalProperties": False}
+        assert parsed.text is not None and parsed.text.format.type == "json_schema"
+        r = client.post("/v1/responses", json={"model": "chat-a", "input": "x",
+                                               "text": {"format": {"type": "json_object"}}})
+        assert r.status_code == 200
+        assert backend.requests[-1].guide is not None
+        assert backend.requests[-1].guide.type == "json"
+        r = client.post("/v1/responses", json={"model": "chat-a", "input": "x", "text": {
+            "format": {"type": "json_schema", "name": "bad name!", "schema": {"type": "object"}}}})
+        assert (r.status_code, r.json()["error"]["param"]) == (400, "text.format.name")

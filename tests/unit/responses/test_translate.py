@@ -224,6 +224,10 @@ def test_chat_parameter_names_become_responses_names() -> None:
     assert responses_param(exc).param == "input"
     exc = InvalidRequestError("only text", param="response_format")
     assert responses_param(exc).param == "text.format"
+    exc = InvalidRequestError("response_format.json_schema.name must be 1 to 64 characters",
+                              param="response_format.json_schema.name")
+    assert responses_param(exc).param == "text.format.name"
+    assert exc.message == "text.format.name must be 1 to 64 characters"
     exc = InvalidRequestError("logprobs are not supported by model 'x'", param="logprobs")
     assert responses_param(exc).param == "include"
     assert exc.message == "logprobs are not supported by model 'x'"
