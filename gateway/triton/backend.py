@@ -79,7 +79,7 @@ class TritonBackend:
         # The client's x-request-id is for logs; Triton needs an id no other client can repeat.
         call_id = f"{request.request_id or 'req'}-{uuid.uuid4().hex[:12]}"
         message = {"model_name": sig.name, "inputs": build_inputs(sig, request),
-                   "outputs": requested_outputs(sig), "request_id": call_id,
+                   "outputs": requested_outputs(sig, request), "request_id": call_id,
                    "enable_empty_final_response": True}
 
         async def requests() -> AsyncIterator[dict[str, Any]]:

@@ -17,6 +17,13 @@ from tritonclient.grpc import InferInput, InferRequestedOutput
 from gateway.backends.base import GenerationRequest
 from gateway.errors import InvalidRequestError
 
+# NVIDIA's guided_decoding_guide_type strings; TensorRT-LLM silently ignores any other value
+# (no constraint, no error), so nothing else is ever sent.
+GUIDE_TYPES = ("json", "json_schema", "regex", "ebnf_grammar")
+# Per-token log-probabilities: NVIDIA's output, and our CPU models' extension (token bytes and
+# the top alternatives), requested only when the client asked for logprobs.
+LOGPROB_OUTPUTS = ("output_log_probs", "output_token_bytes", "top_log_probs", "top_token_bytes")
+
 # Triton config dtype -> (tritonclient dtype, numpy dtype)
 _DTYPES: dict[str, tuple[str, Any]] = {
     "TYPE_STRING": ("BYTES", np.object_),
@@ -201,7 +208,39 @@ def build_inputs(sig: ModelSignature, request: GenerationRequest) -> list[InferI
     if text is None or max_tokens is None:
         raise ValueError(f"model {sig.name!r} does not declare text_input and max_tokens")
     tensors = [_tensor(sig, text, request.prompt), _tensor(sig, max_tokens, request.max_tokens)]
-    return tensors + _optional(sig, request, _OPTIONAL)
+    return tensors + _optional(sig, request, _OPTIONAL) + _constraints(sig, request)
+
+
+def _refuse(request: GenerationRequest, param: str, what: str) -> InvalidRequestError:
+    return InvalidRequestError(f"Model '{request.model.id}' does not support {what} on its backend",
+                               param=param, code="unsupported_parameter")
+
+
+def _constraints(sig: ModelSignature, request: GenerationRequest) -> list[InferInput]:
+    """Guided decoding and log-probability inputs, where the model declares them.
+
+    Raises:
+        InvalidRequestError: ``unsupported_parameter`` naming the guide's parameter,
+            ``logprobs`` or ``top_logprobs``, when the model cannot honor it.
+    """
+    tensors = []
+    guide = request.guide
+    if guide is not None:
+        kind, text = sig.find("guided_decoding_guide_type"), sig.find("guided_decoding_guide")
+        if kind is None or text is None or guide.type not in GUIDE_TYPES:
+            raise _refuse(request, guide.param, f"constrained decoding ({guide.type})")
+        tensors += [_tensor(sig, kind, guide.type), _tensor(sig, text, guide.text)]
+    if request.logprobs or request.top_logprobs > 0:
+        flag = sig.find("return_log_probs")
+        if flag is None or "output_log_probs" not in sig.outputs:
+            raise _refuse(request, "logprobs", "'logprobs'")
+        tensors.append(_tensor(sig, flag, True))
+    if request.top_logprobs > 0:
+        top = sig.find("top_logprobs")
+        if top is None or "top_log_probs" not in sig.outputs:
+            raise _refuse(request, "top_logprobs", "'top_logprobs'")
+        tensors.append(_tensor(sig, top, request.top_logprobs))
+    return tensors
 
 
 def _build_llmapi(sig: ModelSignature, request: GenerationRequest) -> list[InferInput]:
@@ -212,9 +251,21 @@ def _build_llmapi(sig: ModelSignature, request: GenerationRequest) -> list[Infer
     streaming = sig.find("streaming")
     if streaming is not None:
         tensors.append(_tensor(sig, streaming, request.stream))
+    # NVIDIA's LLM API model has no guided-decoding, per-token or top log-probability inputs.
+    if request.guide is not None:
+        raise _refuse(request, request.guide.param, f"constrained decoding ({request.guide.type})")
+    if request.top_logprobs > 0:
+        raise _refuse(request, "top_logprobs", "'top_logprobs'")
+    if request.logprobs:
+        raise _refuse(request, "logprobs", "'logprobs'")
     return tensors + _optional(sig, request, _LLMAPI)
 
 
-def requested_outputs(sig: ModelSignature) -> list[InferRequestedOutput]:
-    wanted = ("text_output", "num_input_tokens", "num_output_tokens", "finish_reason")
+def requested_outputs(sig: ModelSignature,
+                      request: GenerationRequest | None = None) -> list[InferRequestedOutput]:
+    """The outputs to ask for; log-probability outputs only for a request that wants them."""
+    wanted: tuple[str, ...] = ("text_output", "num_input_tokens", "num_output_tokens",
+                               "finish_reason")
+    if request is not None and (request.logprobs or request.top_logprobs > 0):
+        wanted += LOGPROB_OUTPUTS
     return [InferRequestedOutput(name) for name in wanted if name in sig.outputs]

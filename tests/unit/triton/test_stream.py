@@ -303,3 +303,83 @@ def test_model_done_only_after_the_models_final_response() -> None:
     assert decoder.model_done is True
     decoder.feed(Response(text=b"late"))
     assert (decoder.final, decoder.model_done) == (True, True)  # once done, always done
+
+
+# ---- log-probabilities on the deltas ------------------------------------------------------------
+
+def _with_logprobs(text: bytes | str, log_probs: Sequence[float], *, token_bytes: Sequence[bytes] | None = None,
+                   top: Sequence[Sequence[tuple[bytes, float]]] = (), shape: Sequence[int] | None = None,
+                   **kw: object) -> Response:
+    """A real InferResult with NVIDIA's output_log_probs (and our token bytes / top outputs)."""
+    from tritonclient.grpc import InferResult  # noqa: PLC0415
+    from tritonclient.utils import serialize_byte_tensor  # noqa: PLC0415
+
+    pb = infer_result(text, **kw).get_response()  # type: ignore[arg-type]
+
+    def add(name: str, datatype: str, dims: Sequence[int], raw: bytes) -> None:
+        pb.outputs.add(name=name, datatype=datatype, shape=list(dims))
+        pb.raw_output_contents.append(raw)
+
+    values = np.array(log_probs, dtype=np.float32)
+    add("output_log_probs", "FP32", shape or [1, len(values)], values.tobytes())
+    if token_bytes is not None:
+        add("output_token_bytes", "BYTES", [1, len(token_bytes)],
+            serialize_byte_tensor(np.array([list(token_bytes)], dtype=object)).item())
+    if top:
+        k = len(top[0])
+        add("top_log_probs", "FP32", [1, len(top), k],
+            np.array([[v for _b, v in row] for row in top], dtype=np.float32).tobytes())
+        add("top_token_bytes", "BYTES", [1, len(top), k],
+            serialize_byte_tensor(np.array([[[b for b, _v in row] for row in top]], dtype=object)).item())
+    return read_response(InferResult(pb))
+
+
+def _lp(deltas: Sequence[Delta]) -> list[list[tuple[bytes, float]]]:
+    return [[(t.bytes, round(t.logprob, 3)) for t in (d.logprobs or [])] for d in deltas]
+
+
+def test_nvidias_padded_beam_shape_is_cut_to_the_responses_tokens() -> None:
+    r = _with_logprobs("ab", [-0.5, -0.25, -1.0, -1.0], shape=[1, 1, 4], output_tokens=2)
+    assert r.log_probs == (-0.5, -0.25) and r.token_bytes is None
+
+
+def test_each_token_goes_with_the_delta_that_completes_its_character() -> None:
+    # Token bytes given; "é" is split over two tokens, its first byte held until whole.
+    responses = [_with_logprobs(b"Caf\xc3", [-0.1, -0.2], token_bytes=[b"Ca", b"f\xc3"]),
+                 _with_logprobs(b"\xa9!", [-0.3, -0.4], token_bytes=[b"\xa9", b"!"], final=True)]
+    deltas = _run(responses)
+    assert _text(deltas) == ["Caf", "é!", ""]
+    assert _lp(deltas) == [[(b"Ca", -0.1)], [(b"f\xc3", -0.2), (b"\xa9", -0.3), (b"!", -0.4)], []]
+
+
+def test_tokens_after_a_stop_cut_are_dropped() -> None:
+    responses = [_with_logprobs("Hi", [-0.1], token_bytes=[b"Hi"]),
+                 _with_logprobs(" EN", [-0.2], token_bytes=[b" EN"]),
+                 _with_logprobs("D more", [-0.3, -0.4], token_bytes=[b"D", b" more"], final=True)]
+    deltas = _run(responses, stops=("END",))
+    assert "".join(_text(deltas)) == "Hi "
+    assert [t for d in _lp(deltas) for t in d] == [(b"Hi", -0.1), (b" EN", -0.2)]
+
+
+def test_top_alternatives_come_with_their_token() -> None:
+    r = _with_logprobs("ab", [-0.1, -0.7], token_bytes=[b"a", b"b"],
+                       top=[[(b"a", -0.1), (b"c", -2.5)], [(b"x", -0.6), (b"b", -0.7)]], final=True)
+    deltas = _run([r])
+    tokens = [t for d in deltas for t in (d.logprobs or [])]
+    assert [(t.token, [(a.token, round(a.logprob, 2)) for a in t.top]) for t in tokens] == [
+        ("a", [("a", -0.1), ("c", -2.5)]), ("b", [("x", -0.6), ("b", -0.7)])]
+
+
+def test_without_token_bytes_a_tokens_text_is_its_responses_text() -> None:
+    # NVIDIA's BLS in delta mode: one token per response, no bytes; cumulative the same by diff.
+    delta_mode = _run([_with_logprobs("He", [-0.5]), _with_logprobs("y", [-1.5], final=True)])
+    assert _lp(delta_mode) == [[(b"He", -0.5)], [(b"y", -1.5)], []]
+    cumulative = _run([_with_logprobs("Caf", [-0.5]), _with_logprobs("Caf\ufffd", [-0.25]),
+                       _with_logprobs("Café", [-0.75], final=True)], cumulative=True)
+    assert _text(cumulative) == ["Caf", "é", ""]
+    assert _lp(cumulative) == [[(b"Caf", -0.5)], [(b"", -0.25), ("é".encode(), -0.75)], []]
+
+
+def test_no_logprobs_outputs_means_no_logprobs_on_deltas() -> None:
+    deltas = _run([Response(text=b"a", final=True)])
+    assert all(d.logprobs is None for d in deltas)

@@ -315,3 +315,106 @@ def test_images_for_a_model_without_an_image_input_are_refused() -> None:
         build_inputs(sig, req)
     assert (info.value.message, info.value.param, info.value.code) == (
         "Model 'm' does not support image input on its backend", "messages", "unsupported_parameter")
+
+
+# ---- constrained decoding and log-probabilities ------------------------------------------------
+
+def _guided_sig(*extra: tuple[str, str, list[int]], outputs: tuple[str, ...] = ()) -> ModelSignature:
+    inputs = [("text_input", "TYPE_STRING", [1]), ("max_tokens", "TYPE_INT32", [1]), *extra]
+    return ModelSignature.from_config({
+        "name": "m", "max_batch_size": 1,
+        "input": [{"name": n, "data_type": t, "dims": d, "optional": True} for n, t, d in inputs],
+        "output": [{"name": n, "data_type": "TYPE_FP32", "dims": [-1]}
+                   for n in ("text_output", *outputs)],
+        "model_transaction_policy": {"decoupled": True}})
+
+
+GUIDED = (("guided_decoding_guide_type", "TYPE_STRING", [1]), ("guided_decoding_guide", "TYPE_STRING", [1]))
+LOGPROBS = (("return_log_probs", "TYPE_BOOL", [1]), ("top_logprobs", "TYPE_INT32", [1]))
+
+
+def _wire(tensors: list) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for t in tensors:
+        raw = t._raw_content  # noqa: SLF001 - the bytes that go on the wire
+        if t.datatype() == "BYTES":
+            from tritonclient.utils import deserialize_bytes_tensor  # noqa: PLC0415
+            out[t.name()] = [x.decode() for x in deserialize_bytes_tensor(raw)]
+        else:
+            dtype = {"BOOL": np.bool_, "INT32": np.int32, "FP32": np.float32}[t.datatype()]
+            out[t.name()] = np.frombuffer(raw, dtype=dtype).tolist()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["json", "json_schema", "regex", "ebnf_grammar"])
+def test_a_guide_is_sent_as_nvidias_two_strings(kind: str) -> None:
+    from gateway.backends.base import Guide  # noqa: PLC0415
+
+    schema = '{"type": "object", "properties": {"a": {"type": "integer"}}}'
+    req = GenerationRequest(model=ENTRY, prompt="p", max_tokens=4, guide=Guide(kind, schema))
+    got = _wire(build_inputs(_guided_sig(*GUIDED), req))
+    assert got["guided_decoding_guide_type"] == [kind]
+    assert got["guided_decoding_guide"] == [schema]
+
+
+def test_a_guide_to_a_model_without_guided_inputs_is_refused_naming_its_parameter() -> None:
+    from gateway.backends.base import Guide  # noqa: PLC0415
+
+    req = GenerationRequest(model=ENTRY, prompt="p", max_tokens=4,
+                            guide=Guide("json_schema", "{}", param="tool_choice"))
+    with pytest.raises(InvalidRequestError) as err:
+        build_inputs(_guided_sig(), req)
+    assert err.value.param == "tool_choice" and err.value.code == "unsupported_parameter"
+
+
+def test_an_unknown_guide_type_is_never_sent() -> None:
+    from gateway.backends.base import Guide  # noqa: PLC0415
+
+    req = GenerationRequest(model=ENTRY, prompt="p", max_tokens=4,
+                            guide=Guide("lark", "start: 'a'"))  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError) as err:
+        build_inputs(_guided_sig(*GUIDED), req)
+    assert err.value.param == "response_format"
+
+
+def test_logprobs_send_return_log_probs_and_top_logprobs_where_declared() -> None:
+    sig = _guided_sig(*LOGPROBS, outputs=("output_log_probs", "top_log_probs"))
+    req = GenerationRequest(model=ENTRY, prompt="p", max_tokens=4, logprobs=True, top_logprobs=3)
+    got = _wire(build_inputs(sig, req))
+    assert got["return_log_probs"] == [True] and got["top_logprobs"] == [3]
+    names = [o.name() for o in requested_outputs(sig, req)]
+    assert names == ["text_output", "output_log_probs", "top_log_probs"]
+    assert [o.name() for o in requested_outputs(sig, GenerationRequest(model=ENTRY, prompt="p", max_tokens=4))] \
+        == ["text_output"]
+    plain = _wire(build_inputs(sig, GenerationRequest(model=ENTRY, prompt="p", max_tokens=4)))
+    assert "return_log_probs" not in plain and "top_logprobs" not in plain
+
+
+def test_top_logprobs_to_nvidias_models_are_refused_and_logprobs_are_not() -> None:
+    sig = _guided_sig(("return_log_probs", "TYPE_BOOL", [1]), outputs=("output_log_probs",))
+    ok = GenerationRequest(model=ENTRY, prompt="p", max_tokens=4, logprobs=True)
+    assert _wire(build_inputs(sig, ok))["return_log_probs"] == [True]
+    with pytest.raises(InvalidRequestError) as err:
+        build_inputs(sig, GenerationRequest(model=ENTRY, prompt="p", max_tokens=4, logprobs=True,
+                                            top_logprobs=2))
+    assert err.value.param == "top_logprobs"
+    with pytest.raises(InvalidRequestError) as err:
+        build_inputs(_guided_sig(), ok)
+    assert err.value.param == "logprobs"
+
+
+@pytest.mark.parametrize(("field", "param"), [("guide", "response_format"), ("logprobs", "logprobs"),
+                                              ("top_logprobs", "top_logprobs")])
+def test_the_llm_api_model_refuses_guides_and_logprobs(field: str, param: str) -> None:
+    from gateway.backends.base import Guide  # noqa: PLC0415
+
+    entry = ModelEntry(id="api", triton_model="api", contract="llmapi")
+    sig = ModelSignature.from_config({
+        "name": "api", "max_batch_size": 0,
+        "input": [{"name": "text_input", "data_type": "TYPE_STRING", "dims": [-1]},
+                  {"name": "sampling_param_max_tokens", "data_type": "TYPE_INT32", "dims": [1]}],
+        "output": [{"name": "text_output", "data_type": "TYPE_STRING", "dims": [-1]}]})
+    value = {"guide": Guide("json"), "logprobs": True, "top_logprobs": 2}[field]
+    with pytest.raises(InvalidRequestError) as err:
+        build_inputs(sig, GenerationRequest(model=entry, prompt="p", max_tokens=4, **{field: value}))  # type: ignore[arg-type]
+    assert err.value.param == param and err.value.code == "unsupported_parameter"
