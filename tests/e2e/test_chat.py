@@ -15,6 +15,7 @@ import pytest
 
 from gateway.triton.server import TritonServer
 from tests.e2e.conftest import CHAT_MODEL
+from tests.spec import validate
 from tests.support import GatewayProcess
 
 FRANCE = [{"role": "user", "content": "Name the capital city of France."}]
@@ -106,7 +107,7 @@ def test_echo_model_streams_words(client: openai.OpenAI) -> None:
         ({"messages": [{"role": "wizard", "content": "hi"}]}, openai.BadRequestError,
          "invalid_messages"),
         ({"temperature": 5}, openai.BadRequestError, "invalid_value"),
-        ({"n": 3}, openai.BadRequestError, "invalid_value"),
+        ({"n": 17}, openai.BadRequestError, "invalid_value"),
         ({"max_tokens": 10**6}, openai.BadRequestError, "invalid_value"),
     ],
 )
@@ -241,3 +242,62 @@ def test_javascript_sdk_streams(gateway: GatewayProcess) -> None:
     result = json.loads(out.stdout)
     assert result["text"] == "hello from node"
     assert result["chunks"] >= 3
+
+
+def test_responses_and_every_chunk_conform_to_openais_schema(gateway: GatewayProcess) -> None:
+    """Raw bodies off the real stack, as a client generated from OpenAI's spec reads them."""
+    body = {"model": CHAT_MODEL, "messages": FRANCE, "temperature": 0, "max_tokens": 12}
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    with httpx.Client(base_url=gateway.base_url, headers=headers, timeout=120) as http:
+        whole = http.post("/v1/chat/completions", json=body).json()
+        validate("CreateChatCompletionResponse", whole)
+        assert whole["choices"][0]["logprobs"] is None
+        assert whole["choices"][0]["message"]["refusal"] is None
+        r = http.post("/v1/chat/completions", json={**body, "stream": True, "n": 2,
+                                                     "stream_options": {"include_usage": True}})
+        chunks = [json.loads(line[6:]) for line in r.text.splitlines()
+                  if line.startswith("data: {")]
+        assert len(chunks) > 4
+        for chunk in chunks:
+            validate("CreateChatCompletionStreamResponse", chunk)
+        validate("ListModelsResponse", http.get("/v1/models").json())
+        validate("ErrorResponse", http.post("/v1/chat/completions", json={**body, "n": 0}).json())
+
+
+def test_n_choices(client: openai.OpenAI) -> None:
+    out = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, n=3, seed=5,
+                                         temperature=1.0, max_tokens=12)
+    assert [c.index for c in out.choices] == [0, 1, 2]
+    assert all(c.message.content for c in out.choices)
+    one = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, seed=5,
+                                         temperature=1.0, max_tokens=12)
+    assert one.choices[0].message.content == out.choices[0].message.content  # choice 0: seed 5
+    assert out.usage.prompt_tokens == one.usage.prompt_tokens  # counted once
+    assert out.usage.completion_tokens == sum(
+        client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, seed=5 + i,
+                                       temperature=1.0, max_tokens=12).usage.completion_tokens
+        for i in range(3))
+    chunks = list(client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, n=3, seed=5,
+                                                 temperature=1.0, max_tokens=12, stream=True))
+    texts = ["".join(c.delta.content or "" for ch in chunks for c in ch.choices if c.index == i)
+             for i in range(3)]
+    assert texts == [c.message.content for c in out.choices]
+
+
+def test_logprobs_streamed_equal_non_streamed(client: openai.OpenAI) -> None:
+    args = {"model": CHAT_MODEL, "messages": FRANCE, "seed": 3, "temperature": 0.8,
+            "max_tokens": 12, "logprobs": True, "top_logprobs": 3}
+    whole = client.chat.completions.create(**args)
+    content = whole.choices[0].logprobs.content
+    assert len(content) == whole.usage.completion_tokens
+    assert "".join(t.token for t in content) == whole.choices[0].message.content
+    for t in content:
+        assert t.logprob <= 0 and len(t.top_logprobs) == 3
+        assert bytes(t.bytes).decode("utf-8", "replace") == t.token or not t.token.isprintable()
+        assert [a.logprob for a in t.top_logprobs] == sorted((a.logprob for a in t.top_logprobs),
+                                                              reverse=True)
+        assert t.top_logprobs[0].logprob >= t.logprob - 1e-4
+    streamed = [t for ch in client.chat.completions.create(**args, stream=True)
+                for c in ch.choices if c.logprobs for t in c.logprobs.content or ()]
+    assert [(t.token, round(t.logprob, 4)) for t in streamed] == [
+        (t.token, round(t.logprob, 4)) for t in content]

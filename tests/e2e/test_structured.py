@@ -1,0 +1,79 @@
+"""Structured outputs through the whole stack: ``response_format`` json_object / json_schema and
+``client.chat.completions.parse()`` with a Pydantic model, enforced by the CPU engine's
+constrained decoding (every answer parses and validates, even from a 135M model)."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import openai
+import pytest
+from pydantic import BaseModel, Field
+
+from tests.e2e.conftest import CHAT_MODEL
+
+pytestmark = pytest.mark.e2e
+
+CITIES = ["Paris", "Tokyo", "Lima", "Oslo", "Cairo", "Quito", "Rome", "Seoul", "Accra", "Perth"]
+
+
+class City(BaseModel):
+    name: str = Field(max_length=40)
+    country: str = Field(max_length=40)
+    population_millions: float
+
+
+def _parse_many(client: openai.OpenAI, count: int) -> None:
+    for i in range(count):
+        city = CITIES[i % len(CITIES)]
+        out = client.chat.completions.parse(
+            model=CHAT_MODEL, response_format=City, temperature=0.7, seed=i, max_tokens=80,
+            messages=[{"role": "user", "content": f"Describe the city of {city} as JSON."}])
+        choice = out.choices[0]
+        assert choice.finish_reason == "stop", choice
+        assert isinstance(choice.message.parsed, City), choice.message.content
+        City.model_validate_json(choice.message.content or "")
+
+
+def test_parse_with_a_pydantic_model(client: openai.OpenAI) -> None:
+    _parse_many(client, 10)
+
+
+@pytest.mark.slow
+def test_parse_with_a_pydantic_model_100_times(client: openai.OpenAI) -> None:
+    _parse_many(client, 100)
+
+
+def test_json_object_outputs_all_parse(client: openai.OpenAI) -> None:
+    for i, city in enumerate(CITIES[:5]):
+        out = client.chat.completions.create(
+            model=CHAT_MODEL, response_format={"type": "json_object"}, temperature=0.7, seed=i,
+            max_tokens=60, messages=[{"role": "user", "content": f"Give facts about {city} in JSON."}])
+        text = out.choices[0].message.content or ""
+        if out.choices[0].finish_reason == "stop":
+            assert isinstance(json.loads(text), dict), text
+
+
+def test_json_schema_output_validates(client: openai.OpenAI) -> None:
+    schema = {"type": "object", "properties": {
+        "answer": {"type": "string", "enum": ["yes", "no"]},
+        "confidence": {"type": "integer", "minimum": 0, "maximum": 10}},
+        "required": ["answer", "confidence"], "additionalProperties": False}
+    for seed in range(3):
+        out = client.chat.completions.create(
+            model=CHAT_MODEL, seed=seed, temperature=1.0, max_tokens=40,
+            messages=[{"role": "user", "content": "Is Paris the capital of France?"}],
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "Verdict", "schema": schema, "strict": True}})
+        assert out.choices[0].finish_reason == "stop"
+        jsonschema.validate(json.loads(out.choices[0].message.content or ""), schema)
+
+
+def test_streamed_json_equals_non_streamed(client: openai.OpenAI) -> None:
+    args = {"model": CHAT_MODEL, "response_format": {"type": "json_object"}, "temperature": 0,
+            "max_tokens": 60, "messages": [{"role": "user", "content": "Describe Oslo as JSON."}]}
+    whole = client.chat.completions.create(**args).choices[0].message.content  # type: ignore[call-overload]
+    streamed = "".join(c.choices[0].delta.content or "" for c in
+                       client.chat.completions.create(**args, stream=True) if c.choices)  # type: ignore[call-overload]
+    assert streamed == whole
