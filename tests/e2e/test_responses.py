@@ -4,19 +4,16 @@ previous_response_id; every body and every streamed event checked against OpenAI
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import openai
 import pydantic
 import pytest
 
-from gateway.chat.protocol import ChatCompletionRequest
 from gateway.triton.server import TritonServer
 from tests.e2e.conftest import CHAT_MODEL
 from tests.images import data_uri, make_image
@@ -35,11 +32,10 @@ UNITS: dict[str, Callable[[str], list[str]]] = {
     "trtllm-bls-legacy-mimic": byte_fallback_tokens, "trtllm-llmapi-mimic": byte_fallback_tokens,
     "trtllm-ensemble-mimic": byte_fallback_tokens,
 }
-_CHAT_FIELDS = {f.name for f in msgspec.structs.fields(ChatCompletionRequest)}
-needs_tools = pytest.mark.skipif("tool_choice" not in _CHAT_FIELDS,
-                                 reason="chat completions do not take tool_choice yet")
-needs_structured = pytest.mark.skipif(importlib.util.find_spec("gateway.chat.structured") is None,
-                                      reason="chat completions have no structured outputs yet")
+# Until the CPU engine enforces guides, forced tool calls and JSON schemas are refused with a 400
+# naming the parameter (never ignored); strict, so the day it passes the marker must go.
+needs_guides = pytest.mark.xfail(raises=openai.BadRequestError, strict=True,
+                                 reason="the CPU engine does not do constrained decoding yet")
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +162,7 @@ class Color(pydantic.BaseModel):
     hex: str
 
 
-@needs_structured
+@needs_guides
 def test_parse_with_a_pydantic_model(sdk: openai.OpenAI) -> None:
     parsed = sdk.responses.parse(model=CHAT_MODEL, input="Give one color as JSON.",
                                  text_format=Color, max_output_tokens=64, temperature=0)
@@ -179,7 +175,7 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "Current we
                           "required": ["city"], "additionalProperties": False}, "strict": True}
 
 
-@needs_tools
+@needs_guides
 def test_function_call_round_trip(sdk: openai.OpenAI) -> None:
     first = sdk.responses.create(model=CHAT_MODEL, input="What is the weather in Paris?",
                                  tools=[WEATHER], tool_choice="required", max_output_tokens=64,
