@@ -191,3 +191,22 @@ def test_function_call_round_trip(sdk: openai.OpenAI) -> None:
             {"type": "function_call_output", "call_id": calls[0].call_id, "output": "18C, sunny"}])
     assert second.status in ("completed", "incomplete")
     assert second.usage is not None and second.usage.input_tokens > first.usage.input_tokens  # type: ignore[union-attr]
+
+
+def _fed_back(sdk: openai.OpenAI, output: str) -> int:
+    response = sdk.responses.create(model=CHAT_MODEL, tools=[WEATHER], max_output_tokens=4,  # type: ignore[list-item]
+                                    temperature=0, input=[
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+         "arguments": '{"city": "Paris"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": output}])
+    assert response.status in ("completed", "incomplete")
+    assert response.usage is not None
+    return response.usage.input_tokens
+
+
+def test_function_call_output_reaches_the_template(sdk: openai.OpenAI) -> None:
+    """The second half of a round trip, which needs no guide: the call and its output are
+    rendered by the model's tools-aware template, so a longer output is a longer prompt."""
+    short, long = _fed_back(sdk, "18C"), _fed_back(sdk, "18C, sunny, light wind from the west")
+    assert long > short + 5
