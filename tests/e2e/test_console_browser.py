@@ -140,6 +140,8 @@ def test_create_a_key_use_it_see_usage_then_revoke(page: Any, gateway: GatewayPr
     page.locator("#keys-table tr", has_text="browser-made").locator(".state-revoked").wait_for()
     with pytest.raises(openai.AuthenticationError):
         sdk.models.list()
+    log = gateway.log_path.read_text(errors="replace")
+    assert key not in log and gateway.admin_key not in log  # never logged
 
 
 def test_deactivate_and_reactivate_a_model(page: Any, client: openai.OpenAI) -> None:
@@ -304,3 +306,24 @@ def test_page_weight_and_time_to_interactive(browser: Any, gateway: GatewayProce
     for name, (kb, interactive, _) in report.items():
         assert kb < 150, (name, kb)
         assert interactive < 2000, (name, interactive)
+
+
+_UNLABELLED = """[...document.querySelectorAll('input, select, textarea')]
+  .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
+  .map(e => e.name || e.id)"""
+
+
+def test_keyboard_sign_in_and_every_control_labelled(browser: Any, gateway: GatewayProcess) -> None:
+    page = browser.new_context(base_url=gateway.base_url).new_page()
+    page.goto("/console/login")
+    page.keyboard.type(gateway.admin_key)  # the key field has the focus
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/keys")
+    for name in ("keys", "models", "usage", "live", "playground"):
+        page.goto(f"/console/{name}")
+        assert page.evaluate(_UNLABELLED) == [], name
+        assert page.locator("h1").count() == 1
+        assert page.get_attribute(f"nav a[href='/console/{name}']", "aria-current") == "page"
+    page.keyboard.press("Tab")  # the skip link comes first
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.context.close()
