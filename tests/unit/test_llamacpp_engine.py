@@ -209,3 +209,123 @@ def test_thread_tuner_windows_end_after_a_time_limit() -> None:
     tuner = machine.ThreadTuner(2, window=32, explore_every=1, window_s=0.5)
     assert tuner.record(0.4, 4) == 2  # one step is never a window
     assert tuner.record(0.4, 4) == 1  # 0.8 s: the window ends and the next one explores 1 thread
+
+
+# ---- constrained decoding and log-probabilities on the real engine (SmolLM2 GGUF, CPU) ----------
+
+@pytest.fixture(scope="module")
+def engine():  # type: ignore[no-untyped-def]
+    """The batching loop on the real SmolLM2 GGUF, and the model's modules as Triton loads them."""
+    import types
+
+    import llama_cpp as L
+
+    from build_engines.cpu import fetch_smollm2
+
+    sys.path.insert(0, str(_DIR))
+    sys.modules.setdefault("triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
+    batcher, guides = _load("batcher"), _load("guides")
+    llm = L.Llama(model_path=str(fetch_smollm2()), n_ctx=64, n_threads=1, verbose=False)
+    loop = batcher.Batcher(llm._model.model, llm._model.vocab, parallel=2, ctx_per_seq=512, kv_cells=1024,
+                           n_seq=4, threads=1)
+    loop.start()
+    yield types.SimpleNamespace(batcher=batcher, guides=guides, llm=llm, loop=loop)
+    loop.stop()
+    sys.path.remove(str(_DIR))
+
+
+def _generate(engine, prompt: str, **kw):  # type: ignore[no-untyped-def]
+    """Run one sequence; (text, [(token, logprob, top)], finish)."""
+    import threading
+
+    done = threading.Event()
+    out: list = []
+    errors: list = []
+
+    def on_token(seq, token):  # type: ignore[no-untyped-def]
+        out.append((token, seq.logprob, list(seq.top)))
+        return True
+
+    def on_done(seq, error):  # type: ignore[no-untyped-def]
+        errors.append(error)
+        done.set()
+
+    tokens = engine.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    seq = engine.batcher.Sequence(prompt=tokens, max_tokens=kw.pop("max_tokens", 48),
+                                  temperature=kw.pop("temperature", 0.0), top_k=0, top_p=1.0,
+                                  seed=kw.pop("seed", 0), on_token=on_token, on_done=on_done,
+                                  reuse_prefix=False, **kw)
+    engine.loop.submit(seq)
+    assert done.wait(120)
+    assert errors == [None]
+    text = engine.llm.detokenize([t for t, _l, _top in out]).decode("utf-8", "replace")
+    return text, out, seq.finish
+
+
+CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+                                           "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_json_schema_guide_always_gives_valid_json(engine, seed: int) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import jsonschema
+
+    grammar = engine.guides.to_gbnf("json_schema", json.dumps(PERSON))
+    text, _out, finish = _generate(engine, CHAT.format("Tell me about a cat."), grammar=grammar,
+                                   temperature=1.0, seed=seed, max_tokens=64)
+    assert finish == "stop"  # the grammar completed and ended the generation
+    jsonschema.validate(json.loads(text), PERSON)
+
+
+def test_a_gbnf_grammar_and_a_regex_constrain_the_text(engine) -> None:  # type: ignore[no-untyped-def]
+    text, _out, finish = _generate(engine, CHAT.format("Is the sky green?"),
+                                   grammar='root ::= ("yes" | "no") "!"')
+    assert text in ("yes!", "no!") and finish == "stop"
+    grammar = engine.guides.to_gbnf("regex", r"[0-9]{3}\.[0-9]")
+    text, _out, _finish = _generate(engine, CHAT.format("Give a number."), grammar=grammar)
+    import re
+
+    assert re.fullmatch(r"[0-9]{3}\.[0-9]", text)
+
+
+def test_grammars_that_do_not_compile_are_bad_requests(engine) -> None:  # type: ignore[no-untyped-def]
+    vocab = engine.llm._model.vocab
+    for kind, text in (("ebnf_grammar", "root ::= undefined_rule"), ("ebnf_grammar", ""),
+                       ("json_schema", "{not json"), ("lark", "start: 'a'")):
+        with pytest.raises(ValueError, match="invalid request: guided_decoding_guide"):
+            engine.guides.check(vocab, engine.guides.to_gbnf(kind, text))
+
+
+def test_greedy_logprobs_equal_llama_cpps_own_and_top_k_is_sorted(engine) -> None:  # type: ignore[no-untyped-def]
+    import llama_cpp as L
+    import numpy as np
+
+    prompt = CHAT.format("Name three colors.")
+    _text, out, _finish = _generate(engine, prompt, logprobs=True, top_logprobs=5, max_tokens=8)
+    # The same prompt and tokens decoded by llama.cpp directly on a context with the loop's
+    # settings (the prompt in one batch, then one token at a time); log-softmax in numpy.
+    params = L.llama_context_default_params()
+    params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = 1024, 512, 512, 4
+    params.n_threads = params.n_threads_batch = 1
+    params.kv_unified = True
+    ctx = L.llama_init_from_model(engine.llm._model.model, params)
+    n_vocab = L.llama_vocab_n_tokens(engine.llm._model.vocab)
+    ids = engine.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    feed = [ids] + [[t] for t, _l, _top in out[:-1]]
+    try:
+        for i, ((token, logprob, top), chunk) in enumerate(zip(out, feed, strict=True)):
+            arr = (L.llama_token * len(chunk))(*chunk)
+            assert L.llama_decode(ctx, L.llama_batch_get_one(arr, len(chunk))) == 0
+            logits = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, -1), shape=(n_vocab,)).astype(np.float64)
+            expected = logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
+            assert logprob == pytest.approx(float(expected[token]), abs=1e-4), i
+            assert top[0][0] == token  # greedy: the sampled token is the likeliest
+            values = [v for _t, v in top]
+            assert values == sorted(values, reverse=True) and len(top) == 5
+            assert [t for t, _v in top] == np.argsort(-expected, kind="stable")[:5].tolist()
+    finally:
+        L.llama_free(ctx)

@@ -4,7 +4,10 @@ sequence, chunked prefill, sampling in llama.cpp's sampler chain, prompt-prefix 
 Each step puts the last sampled token of every decoding sequence into one batch, together with
 prompt chunks of sequences still prefilling (schedule.py), asks for logits only where a token
 will be sampled, decodes once and samples each sequence with its own llama.cpp sampler chain
-(penalties, top-k, top-p, min-p, temperature, seeded draw). The KV cache is one unified pool of
+(penalties, grammar, top-k, top-p, min-p, temperature, seeded draw). A request with a guide
+has a GBNF grammar sampler in its chain (it ends when the grammar is complete: only end of
+generation is allowed then); a request that asked for log-probabilities gets the log-softmax of
+the raw logits for its sampled token (and the top alternatives), others pay nothing. The KV cache is one unified pool of
 cells; finished sequences keep their KV so that a new request starts from the longest cached
 prefix (slots.py). The loop runs on its own thread; ctypes releases the GIL inside llama.cpp, so
 Triton's threads keep running while it decodes.
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import llama_cpp as L
+import numpy as np
 from machine import ThreadTuner
 from schedule import plan_step
 from slots import SlotTable
@@ -40,6 +44,9 @@ class Sequence:
     repeat_penalty: float = 1.0
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+    grammar: str | None = None  # GBNF, root rule "root"
+    logprobs: bool = False
+    top_logprobs: int = 0
     on_token: Callable[["Sequence", int], bool] = lambda s, t: True  # False: stop now
     on_done: Callable[["Sequence", str | None], None] = lambda s, e: None  # e: error text
     is_cancelled: Callable[[], bool] = lambda: False
@@ -53,6 +60,9 @@ class Sequence:
     sampler: Any = None
     finish: str = "length"
     tokens: list[int] = field(default_factory=list)
+    # The last sampled token's log-probability and top alternatives [(token, logprob)], when asked.
+    logprob: float = 0.0
+    top: list[tuple[int, float]] = field(default_factory=list)
     submitted: float = 0.0
     first_token_at: float = 0.0
 
@@ -270,11 +280,25 @@ class Batcher(threading.Thread):
         b.logits[i] = logits
 
     def _sample(self, seq: Sequence, idx: int) -> int:
-        if seq.produced < seq.min_tokens and self.eog:
-            logits = L.llama_get_logits_ith(self.ctx, idx)  # min_tokens: no end of generation yet
+        logprobs = self._logprobs(idx) if seq.logprobs else None
+        # min_tokens: no end of generation yet (a grammar decides the end itself: once complete
+        # it allows nothing else).
+        if seq.produced < seq.min_tokens and self.eog and seq.grammar is None:
+            logits = L.llama_get_logits_ith(self.ctx, idx)
             for t in self.eog:
                 logits[t] = -float("inf")
-        return L.llama_sampler_sample(seq.sampler, self.ctx, idx)
+        token = L.llama_sampler_sample(seq.sampler, self.ctx, idx)
+        if logprobs is not None:
+            seq.logprob = float(logprobs[token])
+            seq.top = _top(logprobs, seq.top_logprobs)
+        return token
+
+    def _logprobs(self, idx: int) -> Any:
+        """log-softmax of the raw logits at batch output ``idx`` (before any sampler)."""
+        raw = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, idx), shape=(self.n_vocab,))
+        logits = raw.astype(np.float64)
+        shifted = logits - logits.max()
+        return shifted - np.log(np.exp(shifted).sum())
 
     def _accept(self, seq: Sequence, token: int) -> None:
         if seq.is_cancelled():
@@ -336,6 +360,12 @@ class Batcher(threading.Thread):
         if seq.frequency_penalty or seq.presence_penalty:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
                 self.n_vocab, window, 1.0, seq.frequency_penalty, seq.presence_penalty))
+        if seq.grammar is not None:
+            grammar = L.llama_sampler_init_grammar(self.vocab, seq.grammar.encode("utf-8"), b"root")
+            if not grammar:  # checked before queueing; llama-cpp-python itself never checks
+                L.llama_sampler_free(chain)
+                raise ValueError("the grammar does not parse")
+            L.llama_sampler_chain_add(chain, grammar)
         if seq.temperature == 0.0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
             return chain
@@ -349,3 +379,12 @@ class Batcher(threading.Thread):
         L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seq.seed & 0xFFFFFFFF))
         return chain
 
+
+
+def _top(logprobs: Any, k: int) -> list[tuple[int, float]]:
+    """The ``k`` likeliest tokens, most likely first (ties: lower id first)."""
+    if k <= 0:
+        return []
+    ids = np.argpartition(-logprobs, k - 1)[:k]
+    ids = sorted(ids.tolist(), key=lambda t: (-logprobs[t], t))
+    return [(t, float(logprobs[t])) for t in ids]

@@ -76,7 +76,33 @@ def read_generation(request, seed_bits=32):
         "frequency_penalty": float(optional(request, "frequency_penalty", 0.0)),
         "presence_penalty": float(optional(request, "presence_penalty", 0.0)),
         "repetition_penalty": float(optional(request, "repetition_penalty", 1.0)),
+        # Constrained decoding (NVIDIA's guided_decoding_* inputs) and log-probabilities.
+        "guide": _guide(request),
+        "logprobs": bool(optional(request, "return_log_probs", False)),
+        "top_logprobs": _top_logprobs(request),
         # Counts come back unless the caller turns them off (TensorRT-LLM's flags).
         "return_counts": bool(optional(request, "return_num_input_tokens", True))
         and bool(optional(request, "return_num_output_tokens", True)),
     }
+
+
+def _text(request, name):
+    raw = optional(request, name)
+    if raw is None:
+        return None
+    return raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else str(raw)
+
+
+def _guide(request):
+    """(guide type, guide text) or None; the text is checked where it is compiled."""
+    kind = _text(request, "guided_decoding_guide_type")
+    if not kind:
+        return None
+    return kind, _text(request, "guided_decoding_guide") or ""
+
+
+def _top_logprobs(request):
+    top = int(optional(request, "top_logprobs", 0))
+    if not 0 <= top <= 20:
+        raise BadRequest("invalid request: top_logprobs must be in [0, 20]")
+    return top

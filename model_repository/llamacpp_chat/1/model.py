@@ -7,6 +7,13 @@ Inputs follow NVIDIA's ``tensorrt_llm_bls`` names: ``text_input`` (the rendered 
 ``max_tokens`` and the optional sampling inputs. Outputs: ``text_output`` (UTF-8-safe deltas
 when ``stream`` is true, else the whole text once), ``num_input_tokens``,
 ``num_output_tokens`` and ``finish_reason`` ("stop" | "length") on the last response.
+
+Constrained decoding: NVIDIA's ``guided_decoding_guide_type`` / ``guided_decoding_guide`` (guides.py);
+a guide that does not compile is an "invalid request:" error (the gateway's 400). Log-probabilities:
+``return_log_probs`` (NVIDIA's) gives ``output_log_probs`` FP32 [k] and, our extension,
+``output_token_bytes`` STRING [k] for the k tokens a response covers (the tokens sampled since the
+previous response, whose text may be held back); ``top_logprobs`` INT32 (0-20, our extension) adds
+``top_log_probs`` FP32 [k, K] and ``top_token_bytes`` STRING [k, K], most likely first.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(__file__))
 import machine  # noqa: E402
+import guides  # noqa: E402
 from batcher import Batcher, Sequence  # noqa: E402
 from inputs import BadRequest, read_generation  # noqa: E402
 from textstream import TextStream  # noqa: E402
@@ -88,17 +96,20 @@ class TritonPythonModel:
         prompt = self.llm.tokenize(p["prompt"].encode("utf-8"), add_bos=self.add_bos, special=True)
         if len(prompt) >= self.n_ctx:
             raise BadRequest(f"invalid request: prompt has {len(prompt)} tokens; the context window is {self.n_ctx}")
+        grammar = guides.to_gbnf(*p["guide"]) if p["guide"] is not None else None
+        if grammar is not None:
+            guides.check(self.llm._model.vocab, grammar)
         stream = TextStream(p["stop"])
-        state = {"first": "" if p["exclude_input"] else p["prompt"], "parts": []}
+        state = {"first": "" if p["exclude_input"] else p["prompt"], "parts": [], "lp": []}
 
         def on_token(seq, token):
-            data = self.pieces.get(token)
-            if data is None:
-                data = self.pieces[token] = self.llm.detokenize([token], special=False)
+            data = self._piece(token)
+            if p["logprobs"]:
+                state["lp"].append((data, seq.logprob, [(self._piece(t), v) for t, v in seq.top]))
             piece = stream.push(data)
             if p["stream"]:
                 if piece or state["first"]:
-                    sender.send(self._response(state["first"] + piece))
+                    sender.send(self._response(state["first"] + piece, lp=self._take(state)))
                     state["first"] = ""
             else:
                 state["parts"].append(piece)
@@ -119,7 +130,7 @@ class TritonPythonModel:
             tail = stream.flush()
             text = state["first"] + ("".join(state["parts"]) if not p["stream"] else "") + tail
             n_in = len(seq.prompt) if p["return_counts"] else None
-            sender.send(self._response(text, n_in, seq.produced, seq.finish), flags=_FINAL)
+            sender.send(self._response(text, n_in, seq.produced, seq.finish, lp=self._take(state)), flags=_FINAL)
 
         max_tokens = min(p["max_tokens"], self.n_ctx - len(prompt))
         return Sequence(prompt=prompt, max_tokens=max_tokens, min_tokens=min(p["min_tokens"], max_tokens),
@@ -127,6 +138,7 @@ class TritonPythonModel:
                         min_p=p["min_p"],
                         repeat_penalty=p["repetition_penalty"], frequency_penalty=p["frequency_penalty"],
                         presence_penalty=p["presence_penalty"], on_token=on_token, on_done=on_done,
+                        grammar=grammar, logprobs=p["logprobs"], top_logprobs=p["top_logprobs"] if p["logprobs"] else 0,
                         is_cancelled=request.is_cancelled,
                         # A request that asks for reproducible text (greedy, or seeded) is prefilled
                         # whole: a prompt evaluated in pieces (a cached prefix, then the rest)
@@ -135,9 +147,34 @@ class TritonPythonModel:
                         reuse_prefix=not (p["seed_given"] or p["temperature"] <= 0
                                           or p["top_k"] == 1))
 
+    def _piece(self, token):
+        data = self.pieces.get(token)
+        if data is None:
+            data = self.pieces[token] = self.llm.detokenize([token], special=False)
+        return data
+
     @staticmethod
-    def _response(text, n_in=None, n_out=None, finish=None):
+    def _take(state):
+        taken, state["lp"] = state["lp"], []
+        return taken
+
+    @staticmethod
+    def _logprob_tensors(lp):
+        """[(token bytes, logprob, [(alt bytes, logprob)])] -> our log-probability outputs."""
+        tensors = [pb_utils.Tensor("output_log_probs", np.array([[v for _b, v, _t in lp]], dtype=np.float32)),
+                   pb_utils.Tensor("output_token_bytes", np.array([[b for b, _v, _t in lp]], dtype=np.object_))]
+        if lp[0][2]:
+            tensors.append(pb_utils.Tensor("top_log_probs", np.array(
+                [[[v for _a, v in top] for _b, _v, top in lp]], dtype=np.float32)))
+            tensors.append(pb_utils.Tensor("top_token_bytes", np.array(
+                [[[a for a, _v in top] for _b, _v, top in lp]], dtype=np.object_)))
+        return tensors
+
+    @classmethod
+    def _response(cls, text, n_in=None, n_out=None, finish=None, lp=None):
         tensors = [pb_utils.Tensor("text_output", np.array([[text.encode("utf-8")]], dtype=np.object_))]
+        if lp:
+            tensors += cls._logprob_tensors(lp)
         if n_in is not None:
             tensors.append(pb_utils.Tensor("num_input_tokens", np.array([[n_in]], dtype=np.int32)))
             tensors.append(pb_utils.Tensor("num_output_tokens", np.array([[n_out]], dtype=np.int32)))
