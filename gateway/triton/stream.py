@@ -141,9 +141,11 @@ class LogprobAligner:
         return out
 
     def rest(self, text: str, cut: bool) -> list[TokenLogprob]:
-        """At the end: after a stop cut only tokens that began before it, else all of them."""
+        """At the end: the tokens that began within the sent text (a model that cut at a stop
+        sequence itself still sends the tokens after the cut; they are dropped here too)."""
         self.emitted += len(text.encode("utf-8"))
-        out = [t for start, _end, t in self._pending if not cut or start < self.emitted]
+        out = [t for start, end, t in self._pending
+               if start < self.emitted or (start == end == self.emitted and not cut)]
         self._pending.clear()
         return out
 
