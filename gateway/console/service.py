@@ -54,4 +54,6 @@ def capabilities(entry: ModelEntry) -> list[str]:
            f"max_tokens up to {entry.max_tokens_limit}"]
     if entry.vision:
         out.insert(1, f"vision (up to {entry.max_images} images)")
+    if entry.tool_parser:
+        out.insert(1, f"tools ({entry.tool_parser} format)")
     return out

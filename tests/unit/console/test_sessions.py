@@ -80,6 +80,8 @@ def test_capabilities_in_words() -> None:
                         max_tokens_limit=512)
     assert capabilities(vision) == ["chat", "vision (up to 2 images)", "streaming",
                                     "context 2048 tokens", "max_tokens up to 512"]
+    tools = ModelEntry(id="t", triton_model="t", tool_parser="hermes")
+    assert capabilities(tools)[:3] == ["chat", "tools (hermes format)", "streaming"]
     emb = ModelEntry(id="e", triton_model="e", kind="embedding", embedding_dim=384,
                      supports_dimensions=True, max_input_tokens=256)
     assert capabilities(emb) == ["embeddings, 384 dimensions", "dimensions parameter", "256 input tokens"]
