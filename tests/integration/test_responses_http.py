@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from litestar.testing import TestClient
 
 from gateway.app import create_app
+from gateway.backends.base import Delta, GenerationRequest, TokenLogprob, TopLogprob
 from gateway.backends.fake import FakeBackend
 from gateway.errors import ServiceUnavailableError
 from gateway.registry import ModelEntry, Registry
@@ -351,3 +352,37 @@ def test_parse_with_a_pydantic_model_is_constrained_decoding(registry: Registry)
         r = client.post("/v1/responses", json={"model": "chat-a", "input": "x", "text": {
             "format": {"type": "json_schema", "name": "bad name!", "schema": {"type": "object"}}}})
         assert (r.status_code, r.json()["error"]["param"]) == (400, "text.format.name")
+
+
+class LogprobBackend(FakeBackend):
+    """The fake backend, with each piece's log-probability and one alternative."""
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
+        async for delta in super().generate(request):
+            if delta.text:
+                top = (TopLogprob("Bye", b"Bye", -2.0),) if request.top_logprobs else ()
+                delta.logprobs = [TokenLogprob(delta.text, delta.text.encode(), -0.5, top)]
+            yield delta
+
+
+def test_logprobs_in_the_output_text_and_on_deltas(registry: Registry) -> None:
+    backend = LogprobBackend(ready={"chat_a"}, pieces=("Hi", "!"))
+    with _client(registry, backend) as client:
+        r = client.post("/v1/responses", json={"model": "chat-a", "input": "x", "top_logprobs": 1})
+        validate("Response", r.json())
+        assert (backend.requests[-1].logprobs, backend.requests[-1].top_logprobs) == (True, 1)
+        assert r.json()["output"][0]["content"][0]["logprobs"] == [
+            {"token": "Hi", "logprob": -0.5, "bytes": [72, 105],
+             "top_logprobs": [{"token": "Bye", "logprob": -2.0, "bytes": [66, 121, 101]}]},
+            {"token": "!", "logprob": -0.5, "bytes": [33],
+             "top_logprobs": [{"token": "Bye", "logprob": -2.0, "bytes": [66, 121, 101]}]}]
+        r = client.post("/v1/responses", json={"model": "chat-a", "input": "x", "stream": True,
+                                               "include": ["message.output_text.logprobs"]})
+        assert (backend.requests[-1].logprobs, backend.requests[-1].top_logprobs) == (True, 0)
+        deltas = [e for e in _events(r.content) if e["type"] == "response.output_text.delta"]
+        assert [d["logprobs"] for d in deltas] == [
+            [{"token": "Hi", "logprob": -0.5, "top_logprobs": []}],
+            [{"token": "!", "logprob": -0.5, "top_logprobs": []}]]
+        plain = client.post("/v1/responses", json={"model": "chat-a", "input": "x"}).json()
+        assert backend.requests[-1].logprobs is False
+        assert plain["output"][0]["content"][0]["logprobs"] == []
