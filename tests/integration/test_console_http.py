@@ -197,3 +197,30 @@ def test_static_assets_are_served_locally(client: TestClient[Any]) -> None:
         assert r.status_code == 200 and len(r.content) > 500
     login = client.get("/console/login").text
     assert "http://" not in login.replace('xmlns="http://', "") and "https://" not in login
+
+
+def test_buckets_add_up_and_are_purged_on_both_databases(database_url: str) -> None:
+    import asyncio
+
+    from gateway.auth.store import HOUR, MINUTE, KeyStore
+    from gateway.auth.usage import UsageRecorder
+
+    async def run() -> None:
+        store = KeyStore(database_url)
+        await store.migrate()
+        try:
+            now = int(time.time())
+            hour = now - now % HOUR
+            await store.add_buckets([(MINUTE, now - 3 * 86400, "k", "m", (1, 1, 1, 0, 0)),
+                                     (HOUR, hour - 100 * 86400, "k", "m", (1, 0, 0, 0, 0)),
+                                     (HOUR, hour, "k", "m", (2, 5, 6, 0, 1))])
+            await store.add_buckets([(HOUR, hour, "k", "m", (1, 1, 1, 1, 0))])
+            await UsageRecorder(store).purge()
+            assert await store.buckets(MINUTE, 0) == []
+            assert await store.buckets(HOUR, 0, key_id="k", model="m") == [
+                {"start": hour, "requests": 3, "prompt_tokens": 6, "completion_tokens": 7,
+                 "errors": 1, "rate_limited": 1}]
+        finally:
+            await store.close()
+
+    asyncio.run(run())
