@@ -111,29 +111,38 @@ class ResponsesService:
 
     async def _events(self, run: Run, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         events = EventStream(run.draft)
-        finish: str | None = None
         try:
             for event in events.start():
                 yield event
-            async for raw in chunks:
-                chunk = _decode(raw)
-                if chunk is None:
-                    break
-                if "error" in chunk:
-                    for event in events.fail(_error(chunk["error"])):
-                        yield event
-                    return
-                for choice in chunk.get("choices") or ():
-                    finish = choice.get("finish_reason") or finish
-                for event in events.chunk(chunk):
-                    yield event
-            closing, final = events.finish(finish)
-            await self._save(run, final)
-            for event in closing:
+            async for event in self._translated(run, events, chunks):
+                yield event
+        except Exception:  # chat reports its own failures as events; this is ours
+            log.exception("response stream %s failed after the first byte", run.draft.id)
+            for event in events.fail(None):
                 yield event
         finally:
             if isinstance(chunks, AsyncGenerator):
                 await chunks.aclose()
+
+    async def _translated(self, run: Run, events: EventStream,
+                          chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        finish: str | None = None
+        async for raw in chunks:
+            chunk = _decode(raw)
+            if chunk is None:
+                break
+            if "error" in chunk:
+                for event in events.fail(_error(chunk["error"])):
+                    yield event
+                return
+            for choice in chunk.get("choices") or ():
+                finish = choice.get("finish_reason") or finish
+            for event in events.chunk(chunk):
+                yield event
+        closing, final = events.finish(finish)
+        await self._save(run, final)
+        for event in closing:
+            yield event
 
     async def _save(self, run: Run, body: dict[str, Any]) -> None:
         if not run.draft.store or self.store is None:

@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.errors import ServiceUnavailableError
+
 metadata = sa.MetaData()
 responses = sa.Table(
     "chungus_responses", metadata,
@@ -68,19 +70,38 @@ class ResponseStore:
                 await conn.execute(responses.delete().where(responses.c.expires_at < now))
 
     async def get(self, response_id: str, key_id: str) -> StoredResponse | None:
-        """The response, if ``key_id`` made it and it has not expired."""
+        """The response, if ``key_id`` made it and it has not expired.
+
+        Raises:
+            ServiceUnavailableError: the database cannot be reached.
+        """
         query = sa.select(responses.c.body, responses.c.history).where(
             responses.c.id == response_id, responses.c.key_id == key_id,
             responses.c.expires_at >= time.time())
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        try:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(query)).first()
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise _unavailable() from exc
         if row is None:
             return None
         return StoredResponse(json.loads(row.body), json.loads(row.history))
 
     async def delete(self, response_id: str, key_id: str) -> bool:
-        """Delete the response if ``key_id`` made it; False when there was none."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(responses.delete().where(
-                responses.c.id == response_id, responses.c.key_id == key_id))
+        """Delete the response if ``key_id`` made it; False when there was none.
+
+        Raises:
+            ServiceUnavailableError: the database cannot be reached.
+        """
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(responses.delete().where(
+                    responses.c.id == response_id, responses.c.key_id == key_id))
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise _unavailable() from exc
         return bool(result.rowcount)
+
+
+def _unavailable() -> ServiceUnavailableError:
+    return ServiceUnavailableError("Stored responses are unavailable right now; try again later",
+                                   code="store_unavailable")

@@ -22,6 +22,7 @@ from gateway.backends.base import Delta, GenerationRequest, TokenLogprob, TopLog
 from gateway.backends.fake import FakeBackend
 from gateway.errors import ServiceUnavailableError
 from gateway.registry import ModelEntry, Registry
+from gateway.responses.events import EventStream
 from gateway.settings import Settings
 from tests.integration.keys_support import ADMIN, auth, new_key
 from tests.spec import validate
@@ -386,3 +387,17 @@ def test_logprobs_in_the_output_text_and_on_deltas(registry: Registry) -> None:
         plain = client.post("/v1/responses", json={"model": "chat-a", "input": "x"}).json()
         assert backend.requests[-1].logprobs is False
         assert plain["output"][0]["content"][0]["logprobs"] == []
+
+
+def test_a_bug_of_ours_mid_stream_is_a_generic_error_event(client: TestClient, backend: FakeBackend,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: EventStream, chunk: dict[str, Any]) -> list[bytes]:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(EventStream, "chunk", broken)
+    r = client.post("/v1/responses", json={"model": "chat-a", "input": "hi", "stream": True})
+    events = _events(r.content)
+    assert [e["type"] for e in events] == ["response.created", "response.in_progress", "error",
+                                           "response.failed"]
+    assert events[2]["code"] == "internal_error" and b"secret" not in r.content
+    assert backend.cancelled == 1  # the backend call was closed

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from gateway.auth.store import KeyStore
+from gateway.errors import ServiceUnavailableError
 from gateway.responses import store as store_module
 from gateway.responses.store import ResponseStore, responses
 
@@ -54,5 +56,16 @@ async def test_expired_responses_are_hidden_then_pruned(database_url: str) -> No
         store.retention_s = 60.0
         await store.save("resp_new", "k", {}, [])
         assert await _rows(store) == ["resp_new"]
+    finally:
+        await store.close()
+
+
+async def test_an_unreachable_database_is_a_503() -> None:
+    store = ResponseStore("postgresql+asyncpg://postgres@127.0.0.1:1/none", 60.0)
+    try:
+        for call in (store.get("resp_1", "k"), store.delete("resp_1", "k")):
+            with pytest.raises(ServiceUnavailableError) as exc:
+                await call
+            assert (exc.value.status, exc.value.code) == (503, "store_unavailable")
     finally:
         await store.close()
