@@ -134,7 +134,7 @@ def tool_fields(msg: ChatMessage, where: str, earlier: list[dict[str, Any]],
             raise _invalid(f"only assistant messages may carry tool_calls ({where})",
                            f"{where}.tool_calls")
         return {"tool_calls": [
-            {"id": call.id, "type": "function",
+            {"id": neutralize(call.id, specials), "type": "function",
              "function": {"name": neutralize(call.function.name, specials),
                           "arguments": _arguments(call.function.arguments, specials)}}
             for call in msg.tool_calls]}
@@ -142,9 +142,10 @@ def tool_fields(msg: ChatMessage, where: str, earlier: list[dict[str, Any]],
         return {}
     if not msg.tool_call_id:
         raise _invalid(f"{where}.tool_call_id is required for role 'tool'", f"{where}.tool_call_id")
+    call_id = neutralize(msg.tool_call_id, specials)
     name = next((c["function"]["name"] for m in reversed(earlier) for c in m.get("tool_calls", ())
-                 if c["id"] == msg.tool_call_id), "")
-    return {"tool_call_id": msg.tool_call_id, "name": name}
+                 if c["id"] == call_id), "")
+    return {"tool_call_id": call_id, "name": name}
 
 
 def _arguments(arguments: str, specials: tuple[str, ...]) -> Any:
@@ -152,4 +153,16 @@ def _arguments(arguments: str, specials: tuple[str, ...]) -> Any:
         value = json.loads(arguments)
     except ValueError:
         return neutralize(arguments, specials)
-    return value if isinstance(value, dict) else neutralize(arguments, specials)
+    return neutralize_json(value, specials) if isinstance(value, dict) else neutralize(arguments, specials)
+
+
+def neutralize_json(value: Any, specials: tuple[str, ...]) -> Any:
+    """``neutralize`` every string (keys too) in a JSON value: tool definitions and call arguments
+    reach the prompt as JSON text."""
+    if isinstance(value, str):
+        return neutralize(value, specials)
+    if isinstance(value, dict):
+        return {neutralize(k, specials): neutralize_json(v, specials) for k, v in value.items()}
+    if isinstance(value, list):
+        return [neutralize_json(v, specials) for v in value]
+    return value

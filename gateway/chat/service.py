@@ -19,7 +19,7 @@ from gateway.backends.base import Backend, Delta, GenerationRequest
 from gateway.catalog import ModelCatalog
 from gateway.chat.choices import ChoiceRun
 from gateway.chat.fanout import interleave
-from gateway.chat.messages import check_size, flatten_messages
+from gateway.chat.messages import check_size, flatten_messages, neutralize_json
 from gateway.chat.params import check_params, check_tools_and_format
 from gateway.chat.protocol import (
     ChatCompletion,
@@ -112,8 +112,9 @@ class ChatService:
         # Every choice may use its whole completion budget.
         admission = await self.guard.admit(principal, entry, estimate + n * params.max_tokens)
         try:
-            messages, refs = flatten_messages(req.messages, entry, self.tokens.specials(entry))
-            tools = template_tools(plan)
+            specials = self.tokens.specials(entry)
+            messages, refs = flatten_messages(req.messages, entry, specials)
+            tools = neutralize_json(template_tools(plan), specials)
             if chars > OFF_LOOP_CHARS:
                 prompt, prompt_tokens = await asyncio.to_thread(self._prompt, entry, messages, tools)
             else:
