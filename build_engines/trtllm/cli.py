@@ -21,6 +21,7 @@ from build_engines.progress import Progress
 from build_engines.trtllm import commands, repository
 from build_engines.trtllm.config import BuildFile, TrtllmModel, load
 from build_engines.trtllm.entry import registry_entry
+from build_engines.trtllm.tokenizer_info import write_tokenizer_info
 from gateway.registry import upsert_entry
 
 
@@ -41,7 +42,15 @@ class Copy:
     target: Path
 
 
-Step = Run | Write | Copy
+@dataclass(frozen=True)
+class TokenizerInfo:
+    """Write xgrammar's tokenizer-info file for guided decoding from the HF model folder."""
+
+    hf_model: str
+    target: Path
+
+
+Step = Run | Write | Copy | TokenizerInfo
 
 
 def _code_source(root: str, name: str) -> str:
@@ -54,6 +63,7 @@ def _code_source(root: str, name: str) -> str:
 
 def _engine_steps(m: TrtllmModel, repo: Path, build: BuildFile) -> list[Step]:
     steps: list[Step] = [Run(c) for c in commands.engine_commands(m, build.workdir, build.trtllm_root)]
+    steps.append(TokenizerInfo(m.hf_model, Path(repository.tokenizer_info_path(m, build.workdir))))
     for name, text in repository.engine_configs(m, build.workdir).items():
         steps.append(Write(repo / name / "config.pbtxt", text))
         if name in ("tensorrt_llm", "ensemble"):  # C++ backend / ensemble: an empty version folder
@@ -136,6 +146,8 @@ def describe(step: Step) -> str:
         return "run:   " + shlex.join(step.argv)
     if isinstance(step, Copy):
         return f"copy:  {step.source} -> {step.target}"
+    if isinstance(step, TokenizerInfo):
+        return f"write: {step.target} (xgrammar tokenizer info from {step.hf_model}/tokenizer.json)"
     return f"write: {step.path}"
 
 
@@ -145,6 +157,8 @@ def execute(step: Step) -> None:
     elif isinstance(step, Copy):
         shutil.copytree(step.source, step.target, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
+    elif isinstance(step, TokenizerInfo):
+        write_tokenizer_info(step.hf_model, step.target)
     else:
         step.path.parent.mkdir(parents=True, exist_ok=True)
         step.path.write_text(step.text)

@@ -18,6 +18,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from build_engines.cpu import triton_name
 from build_engines.trtllm import commands
 from build_engines.trtllm.config import TrtllmModel
+from build_engines.trtllm.tokenizer_info import FILE_NAME
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "model_repository"
 ENGINE_MODELS = ("preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls",
@@ -63,6 +64,11 @@ def _common(m: TrtllmModel) -> dict[str, object]:
             "encoder_input_features_data_type": "TYPE_FP16"}
 
 
+def tokenizer_info_path(m: TrtllmModel, workdir: str) -> str:
+    """Where the build writes the xgrammar tokenizer-info file (next to the engine)."""
+    return f"{commands.engine_dir(m, workdir)}/{FILE_NAME}"
+
+
 def engine_values(m: TrtllmModel, workdir: str) -> dict[str, object]:
     """Every placeholder of the engine-path templates, for one model."""
     vision_dir = commands.vision_engine_dir(m, workdir) if m.vision else ""
@@ -78,8 +84,11 @@ def engine_values(m: TrtllmModel, workdir: str) -> dict[str, object]:
         "cancellation_check_period_ms": 100, "stats_check_period_ms": 100,
         "tokenizer_dir": m.hf_model, "hf_model_path": m.hf_model,
         # NVIDIA's C++ model reads both with GetParameter<std::string> outside any try: a missing
-        # key fails the load. Empty = guided decoding off (the gateway sends no guide).
-        "guided_decoding_backend": "", "xgrammar_tokenizer_info_path": "",
+        # key fails the load. xgrammar is its only backend; the tokenizer-info file is written
+        # next to the engine at build time (tokenizer_info.py). The Python backend reads
+        # tokenizer_dir instead.
+        "guided_decoding_backend": "xgrammar",
+        "xgrammar_tokenizer_info_path": tokenizer_info_path(m, workdir),
         "extra_parameters": parameters_block({
             "max_tokens_in_paged_kv_cache": m.max_tokens_in_paged_kv_cache,
             "gpu_device_ids": m.gpu_device_ids}),

@@ -125,8 +125,10 @@ def test_fault_1_the_cpp_model_loads_only_with_both_guided_decoding_parameters()
     required = FACTS["models"]["tensorrt_llm"]["required_parameters"]
     assert {"guided_decoding_backend", "xgrammar_tokenizer_info_path", "tokenizer_dir"} <= set(required)
     config = repository.parse(repository.engine_configs(_model(), "/w")["tensorrt_llm"])
-    assert config.parameters["guided_decoding_backend"].string_value == ""  # off
-    assert config.parameters["xgrammar_tokenizer_info_path"].string_value == ""
+    # On: xgrammar (NVIDIA's only backend) and the tokenizer-info file the build writes by the engine.
+    assert config.parameters["guided_decoding_backend"].string_value == "xgrammar"
+    assert config.parameters["xgrammar_tokenizer_info_path"].string_value == \
+        "/w/m/engine/xgrammar_tokenizer_info.json"
     del config.parameters["guided_decoding_backend"]
     assert _check_config("tensorrt_llm", config, repository.engine_values(_model(), "/w")) == [
         "tensorrt_llm: parameter 'guided_decoding_backend' is read without a default by NVIDIA's code, and missing"]
@@ -288,3 +290,44 @@ def test_gpu_check_installs_into_its_own_venv() -> None:
     assert "python3 -m venv --without-pip --system-site-packages" in script
     assert '"$PY" -m pip install' in script and "python3 -m pip install" not in script
     assert 'exec "$PY" -m bench.gpu_check' in script
+
+
+# ---- guided decoding and log-probabilities: our interfaces against NVIDIA's ----------------------
+
+GUIDED = ("guided_decoding_guide_type", "guided_decoding_guide")
+
+
+@pytest.mark.parametrize("kind", ["tensorrt_llm", "tensorrt_llm_bls", "ensemble"])
+def test_guided_decoding_and_log_prob_tensors_are_declared_as_nvidia_declares_them(kind: str) -> None:
+    """The gateway sends a guide and return_log_probs to these models and reads output_log_probs:
+    each must be present in our template with NVIDIA's exact type, dims and optional flag."""
+    m = _model(frontend="ensemble")
+    config = repository.parse(repository.engine_configs(m, "/w")[kind])
+    facts = FACTS["models"][kind]
+    for direction, names in (("inputs", (*GUIDED, "return_log_probs")), ("outputs", ("output_log_probs",))):
+        theirs = {t["name"]: t for t in facts[direction]}
+        ours = {t.name: _ours(t) for t in (config.input if direction == "inputs" else config.output)}
+        for name in names:
+            assert name in theirs, f"NVIDIA's {kind} no longer declares {name}"
+            assert ours.get(name) == theirs[name], f"{kind}.{name}: ours {ours.get(name)}, NVIDIA's {theirs[name]}"
+
+
+def test_the_llm_api_model_has_no_guided_decoding_or_log_prob_inputs() -> None:
+    """The gateway refuses guides and logprobs for it: that holds while NVIDIA's model lacks them."""
+    names = {t["name"] for t in FACTS["models"]["llmapi"]["inputs"]}
+    assert not names & {*GUIDED, "return_log_probs", "top_logprobs"}
+
+
+def test_the_mimics_declare_what_nvidias_models_declare(tmp_path: Path) -> None:
+    """The e2e doubles are built from our templates; their guided and log-prob tensors stay NVIDIA's."""
+    from tests.models.trtllm import build_trtllm_mimics  # noqa: PLC0415
+
+    build_trtllm_mimics(tmp_path)
+    for model, kind in (("tensorrt_llm_bls", "tensorrt_llm_bls"), ("ensemble", "ensemble"),
+                        ("tensorrt_llm", "tensorrt_llm")):
+        text = (tmp_path / "model_repository" / model / "config.pbtxt").read_text()
+        config = text_format.Parse(text, mc.ModelConfig())
+        theirs = {t["name"]: t for t in FACTS["models"][kind]["inputs"] + FACTS["models"][kind]["outputs"]}
+        ours = {t.name: _ours(t) for t in [*config.input, *config.output]}
+        for name in (*GUIDED, "return_log_probs", "output_log_probs"):
+            assert ours[name] == theirs[name], (model, name)

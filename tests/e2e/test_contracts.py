@@ -26,7 +26,7 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import InferInput
 
 from gateway.triton.server import TritonServer
-from tests.models.trtllm import MAX_INPUT_LEN, MAX_SEQ_LEN, byte_fallback_tokens
+from tests.models.trtllm import MAX_INPUT_LEN, MAX_SEQ_LEN, byte_fallback_ids, byte_fallback_tokens, mimic_logprob
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta"
 BYTES = "ensemble"  # byte-level tokens
@@ -219,3 +219,69 @@ async def test_disconnect_cancels(aclient: openai.AsyncOpenAI, triton: TritonSer
             return
         await asyncio.sleep(0.1)
     pytest.fail(f"{model_id} never saw the cancellation")
+
+
+# ---- guided decoding and log-probabilities on NVIDIA's interfaces ------------------------------
+
+SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
+          "additionalProperties": False}
+
+
+def _guides_logged(triton: TritonServer, marker: str, before: int) -> list[str]:
+    lines = triton.log_path.read_text().splitlines()[before:]
+    return [ln.split(f"{marker} guide=", 1)[1] for ln in lines if f"{marker} guide=" in ln]
+
+
+@pytest.mark.parametrize(("model_id", "marker"), [
+    ("trtllm-bls-mimic", "trtllm_mimic[tensorrt_llm_bls]"),
+    ("trtllm-ensemble-mimic", "trtllm_core_mimic"),
+])
+@pytest.mark.parametrize(("response_format", "kind"), [
+    ({"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA, "strict": True}}, "json_schema"),
+    ({"type": "json_object"}, "json"),
+])
+def test_a_response_format_reaches_the_engine_as_nvidias_guide(
+        client: openai.OpenAI, triton: TritonServer, model_id: str, marker: str,
+        response_format: dict[str, object], kind: str) -> None:
+    import contextlib
+    import json
+
+    before = len(triton.log_path.read_text().splitlines())
+    # The echo is not constrained: what the gateway makes of it is not the point here.
+    with contextlib.suppress(openai.APIStatusError):
+        _ask(client, model_id, content='{"a": 1}', response_format=response_format)
+    logged = _guides_logged(triton, marker, before)
+    assert len(logged) == 1, logged
+    got_kind, guide = logged[0].split(":", 1)
+    assert got_kind == kind
+    assert (json.loads(guide) if kind == "json_schema" else guide) == (SCHEMA if kind == "json_schema" else "")
+
+
+@pytest.mark.parametrize("model_id", ["trtllm-bls-mimic", "trtllm-ensemble-mimic"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_logprobs_come_from_nvidias_output_log_probs(client: openai.OpenAI, model_id: str, stream: bool) -> None:
+    content = "alpha beta"
+    expected = [mimic_logprob(t) for t in byte_fallback_ids(content)]
+    out = _ask(client, model_id, content=content, logprobs=True, stream=stream)
+    if stream:
+        tokens = [t for c in out if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content or []]
+    else:
+        tokens = out.choices[0].logprobs.content
+    assert [t.logprob for t in tokens] == pytest.approx(expected)
+    assert "".join(t.token for t in tokens) == content
+
+
+@pytest.mark.parametrize(("model_id", "kw", "param"), [
+    ("trtllm-bls-mimic", {"logprobs": True, "top_logprobs": 2}, "top_logprobs"),
+    ("trtllm-ensemble-mimic", {"logprobs": True, "top_logprobs": 1}, "top_logprobs"),
+    ("trtllm-llmapi-mimic", {"logprobs": True}, "logprobs"),
+    ("trtllm-llmapi-mimic", {"response_format": {"type": "json_object"}}, "response_format"),
+    ("trtllm-bls-legacy-mimic", {"response_format": {"type": "json_object"}}, "response_format"),
+])
+def test_what_nvidias_models_cannot_do_is_refused_naming_the_parameter(
+        client: openai.OpenAI, model_id: str, kw: dict[str, object], param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        _ask(client, model_id, **kw)
+    error = info.value.body
+    assert isinstance(error, dict)
+    assert (error["param"], error["code"]) == (param, "unsupported_parameter")

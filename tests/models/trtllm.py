@@ -75,6 +75,16 @@ def byte_fallback_tokens(text: str) -> list[str]:
     return _byte_fallback().encode(text, add_special_tokens=False).tokens
 
 
+def byte_fallback_ids(text: str) -> list[int]:
+    """The token ids the doubles see for ``text``."""
+    return _byte_fallback().encode(text, add_special_tokens=False).ids
+
+
+def mimic_logprob(token_id: int) -> float:
+    """The log-probability the doubles give a token (``output_log_probs``)."""
+    return -0.125 * (1 + token_id % 8)
+
+
 def byte_fallback_tokenizer(folder: Path) -> Path:
     """Write a byte-fallback ``tokenizer.json`` (and its ``tokenizer_config.json``) into ``folder``.
 

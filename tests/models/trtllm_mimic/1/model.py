@@ -20,6 +20,12 @@ executor's "Prompt length (N) exceeds maximum input length (M)"), ``max_tokens``
 API rejects prompt + ``max_tokens`` over ``max_seq_len``. The engine clamps ``max_tokens`` to
 ``max_seq_len`` - prompt, as the executor does.
 
+Log-probabilities: with ``return_log_probs`` the BLS doubles add ``output_log_probs`` FP32
+``[1, beams=1, tokens]`` for each response's new tokens (``cum_log_probs`` ``[1, 1]``), each
+token's value being ``logprob(id)`` below; the LLM API double has no such input. Guided decoding:
+the BLS doubles log ``guide=<type>:<guide>`` for each request with a known guide type and, like
+NVIDIA's, ignore unknown types silently; the echo is not constrained.
+
 The "model" echoes the prompt's tokens (tokenizer: the ``tokenizer_path`` parameter, a byte-fallback
 tokenizer.json), so tests know what to expect. Each request logs its input names
 (``trtllm_mimic[<model>] inputs=...``) for tests to read.
@@ -41,6 +47,11 @@ def _get(request, name, default=None):
         return default
     a = t.as_numpy().reshape(-1)
     return a[0] if a.size else default
+
+
+def logprob(token_id):
+    """The doubles' log-probability for a token id (tests compute the same)."""
+    return -0.125 * (1 + token_id % 8)
 
 
 def _strings(request, name):
@@ -105,6 +116,10 @@ class TritonPythonModel:
         for request in requests:
             names = ",".join(sorted(t.name() for t in request.inputs()))
             pb_utils.Logger.log_info(f"trtllm_mimic[{self.name}] inputs={names}")
+            kind = _get(request, "guided_decoding_guide_type")
+            if kind is not None and kind.decode() in ("json", "json_schema", "regex", "ebnf_grammar"):
+                guide = _get(request, "guided_decoding_guide", b"").decode()
+                pb_utils.Logger.log_info(f"trtllm_mimic[{self.name}] guide={kind.decode()}:{guide}")
             sender = request.get_response_sender()
             try:
                 args = self._read(request)
@@ -129,16 +144,20 @@ class TritonPythonModel:
             time.sleep(self.delay)
             generated.append(token)
             if stream:  # accumulate_tokens: the whole list decoded again
-                sender.send(self._bls_response(request, self._decode(generated), len(ids), 1))
+                sender.send(self._bls_response(request, self._decode(generated), len(ids), 1, [token]))
             if any(w and generated[-len(w):] == w for w in stop_ids):
                 break
         if not stream:
             tokens = generated if exclude else ids + generated
-            sender.send(self._bls_response(request, self._decode(tokens), len(ids), len(tokens)))
+            sender.send(self._bls_response(request, self._decode(tokens), len(ids), len(tokens), generated))
         sender.send(flags=_FINAL)
 
-    def _bls_response(self, request, text, n_in, n_out):
+    def _bls_response(self, request, text, n_in, n_out, new_ids=()):
         out = [pb_utils.Tensor("text_output", self._text(text))]
+        if _get(request, "return_log_probs", False):
+            values = np.array([[[logprob(t) for t in new_ids]]], dtype=np.float32)
+            out.append(pb_utils.Tensor("output_log_probs", values))
+            out.append(pb_utils.Tensor("cum_log_probs", values.sum(axis=2)))
         if self.contract == "bls" and _get(request, "return_num_input_tokens", False):
             out.append(pb_utils.Tensor("num_input_tokens", self._int(n_in)))
         if self.contract == "bls" and _get(request, "return_num_output_tokens", False):

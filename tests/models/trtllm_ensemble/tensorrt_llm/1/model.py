@@ -7,6 +7,10 @@ one response with every token (the prompt's too unless ``exclude_input_in_output
 in the output; a cancelled request stops at the next token. Like the executor, a prompt longer
 than the engine's max_input_len is rejected and ``request_output_len`` is clamped to
 max_seq_len - prompt (the limits: ``mimic_max_input_len``/``mimic_max_seq_len`` parameters).
+With ``return_log_probs``, ``output_log_probs`` FP32 ``[1, beams=1, tokens]`` and
+``cum_log_probs`` ``[1, 1]`` for the response's tokens (``-0.125 * (1 + id % 8)`` each, as the
+BLS double). A known ``guided_decoding_guide_type`` is logged with its guide
+(``trtllm_core_mimic guide=<type>:<guide>``); unknown types are ignored, as NVIDIA's backend does.
 """
 
 import json
@@ -61,10 +65,19 @@ class TritonPythonModel:
             out.append(pb_utils.Tensor("num_input_tokens", np.array([[n_in]], dtype=np.int32)))
         if _scalar(request, "return_num_output_tokens", False):
             out.append(pb_utils.Tensor("num_output_tokens", np.array([[n_out]], dtype=np.int32)))
+        if _scalar(request, "return_log_probs", False):
+            new = tokens[-n_out:] if n_out else []
+            values = np.array([[[-0.125 * (1 + t % 8) for t in new]]], dtype=np.float32)
+            out.append(pb_utils.Tensor("output_log_probs", values))
+            out.append(pb_utils.Tensor("cum_log_probs", values.sum(axis=2)))
         return pb_utils.InferenceResponse(output_tensors=out)
 
     def _one(self, request):
         sender = request.get_response_sender()
+        kind = _scalar(request, "guided_decoding_guide_type", b"")
+        if kind and kind.decode() in ("json", "json_schema", "regex", "ebnf_grammar"):
+            guide = _scalar(request, "guided_decoding_guide", b"").decode()
+            pb_utils.Logger.log_info(f"trtllm_core_mimic guide={kind.decode()}:{guide}")
         length = int(_scalar(request, "input_lengths", 0))
         prompt = [int(x) for x in _array(request, "input_ids").reshape(-1)[:length]]
         if length > self.max_input_len:
