@@ -5,6 +5,8 @@ previous_response_id; every body and every streamed event checked against OpenAI
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -210,3 +212,35 @@ def test_function_call_output_reaches_the_template(sdk: openai.OpenAI) -> None:
     rendered by the model's tools-aware template, so a longer output is a longer prompt."""
     short, long = _fed_back(sdk, "18C"), _fed_back(sdk, "18C, sunny, light wind from the west")
     assert long > short + 5
+
+
+JS_STREAM = """
+import OpenAI from "openai";
+const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.API_KEY });
+const stream = await client.responses.create({ model: "echo", input: "hello from node", stream: true });
+const types = [];
+let text = "";
+for await (const event of stream) {
+  types.push(event.type);
+  if (event.type === "response.output_text.delta") text += event.delta;
+}
+const done = await client.responses.create({ model: "echo", input: "hello again" });
+console.log(JSON.stringify({ types, text, output_text: done.output_text }));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_javascript_sdk(stored: GatewayProcess) -> None:
+    js = Path(__file__).resolve().parent.parent / "js"
+    if not (js / "node_modules" / "openai").exists():
+        pytest.skip("tests/js/node_modules missing: run `make install` (npm install)")
+    out = subprocess.run(["node", "--input-type=module", "-e", JS_STREAM], capture_output=True,
+                         text=True, timeout=60, cwd=js,
+                         env={"BASE_URL": stored.base_url + "/v1", "API_KEY": stored.admin_key,
+                              "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["text"] == "hello from node"
+    assert result["output_text"] == "hello again"
+    assert result["types"][:2] == ["response.created", "response.in_progress"]
+    assert result["types"][-1] == "response.completed"
