@@ -34,12 +34,6 @@ UNITS: dict[str, Callable[[str], list[str]]] = {
     "trtllm-bls-legacy-mimic": byte_fallback_tokens, "trtllm-llmapi-mimic": byte_fallback_tokens,
     "trtllm-ensemble-mimic": byte_fallback_tokens,
 }
-# Until the CPU engine enforces guides, forced tool calls and JSON schemas are refused with a 400
-# naming the parameter (never ignored); strict, so the day it passes the marker must go.
-needs_guides = pytest.mark.xfail(raises=openai.BadRequestError, strict=True,
-                                 reason="the CPU engine does not do constrained decoding yet")
-
-
 @pytest.fixture(scope="module")
 def stored(triton: TritonServer, stack_dir: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
@@ -164,7 +158,6 @@ class Color(pydantic.BaseModel):
     hex: str
 
 
-@needs_guides
 def test_parse_with_a_pydantic_model(sdk: openai.OpenAI) -> None:
     parsed = sdk.responses.parse(model=CHAT_MODEL, input="Give one color as JSON.",
                                  text_format=Color, max_output_tokens=64, temperature=0)
@@ -177,7 +170,6 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "Current we
                           "required": ["city"], "additionalProperties": False}, "strict": True}
 
 
-@needs_guides
 def test_function_call_round_trip(sdk: openai.OpenAI) -> None:
     first = sdk.responses.create(model=CHAT_MODEL, input="What is the weather in Paris?",
                                  tools=[WEATHER], tool_choice="required", max_output_tokens=64,
@@ -244,3 +236,21 @@ def test_javascript_sdk(stored: GatewayProcess) -> None:
     assert result["output_text"] == "hello again"
     assert result["types"][:2] == ["response.created", "response.in_progress"]
     assert result["types"][-1] == "response.completed"
+
+
+def test_logprobs(stored: GatewayProcess) -> None:
+    body = {"model": CHAT_MODEL, "input": "Count: one, two,", "max_output_tokens": 5,
+            "temperature": 0, "top_logprobs": 2}
+    response = _raw(stored, body).json()
+    validate("Response", response)
+    part = response["output"][0]["content"][0]
+    logprobs = part["logprobs"]
+    assert len(logprobs) == response["usage"]["output_tokens"]
+    assert "".join(lp["token"] for lp in logprobs) == part["text"]
+    for lp in logprobs:
+        assert lp["logprob"] <= 0 and bytes(lp["bytes"]).decode(errors="replace")
+        assert 1 <= len(lp["top_logprobs"]) <= 2
+        assert lp["top_logprobs"][0]["logprob"] >= lp["logprob"] - 1e-4  # greedy: the likeliest
+    events = _events(_raw(stored, {**body, "stream": True}).content)
+    streamed = [lp for e in events if e["type"] == "response.output_text.delta" for lp in e["logprobs"]]
+    assert [lp["token"] for lp in streamed] == [lp["token"] for lp in logprobs]
