@@ -228,8 +228,12 @@ SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required"
 
 
 def _guides_logged(triton: TritonServer, marker: str, before: int) -> list[str]:
+    """What the doubles logged after ``marker guide=`` (Triton logs a message as a JSON string)."""
+    import json
+
     lines = triton.log_path.read_text().splitlines()[before:]
-    return [ln.split(f"{marker} guide=", 1)[1] for ln in lines if f"{marker} guide=" in ln]
+    messages = [json.loads(ln[ln.index('"'):]) for ln in lines if f"{marker} guide=" in ln]
+    return [m.split(f"{marker} guide=", 1)[1] for m in messages]
 
 
 @pytest.mark.parametrize(("model_id", "marker"), [

@@ -161,3 +161,51 @@ def test_vision_model_honors_min_tokens_and_penalties(client: openai.OpenAI) -> 
     assert (n, finish) == (16, "length")
     assert ask(repetition_penalty=3.0)[0] != plain
     assert ask(frequency_penalty=2.0)[0] != plain
+
+
+# ---- structured outputs and logprobs through the gateway ----------------------------------------
+
+PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 16},
+                                           "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
+
+
+def test_json_schema_outputs_always_parse_and_validate(client: openai.OpenAI) -> None:
+    import json
+
+    import jsonschema
+
+    for seed in (1, 2, 3, 4):
+        out = client.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": "Invent a person."}], seed=seed,
+            temperature=1.0, max_tokens=80,
+            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON,
+                                                                     "strict": True}})
+        assert out.choices[0].finish_reason == "stop"
+        jsonschema.validate(json.loads(out.choices[0].message.content or ""), PERSON)
+
+
+def test_greedy_logprobs_cover_the_answer_with_sorted_alternatives(client: openai.OpenAI) -> None:
+    out = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=0, max_tokens=12,
+                                         logprobs=True, top_logprobs=3)
+    content = out.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content and "".join(t.token for t in content) == out.choices[0].message.content
+    for token in content:
+        alternatives = [a.logprob for a in token.top_logprobs]
+        assert len(alternatives) == 3 and alternatives == sorted(alternatives, reverse=True)
+        assert token.top_logprobs[0].token == token.token and token.logprob <= 0
+    streamed = client.chat.completions.create(model=CHAT_MODEL, messages=FRANCE, temperature=0, max_tokens=12,
+                                              logprobs=True, top_logprobs=3, stream=True)
+    tokens = [t for c in streamed if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content or []]
+    assert [(t.token, round(t.logprob, 4)) for t in tokens] == [(t.token, round(t.logprob, 4)) for t in content]
+
+
+def test_a_grammar_that_does_not_compile_is_a_400(client: openai.OpenAI) -> None:
+    import pytest
+
+    bad = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^(?<=x)a$"}}, "required": ["a"]}
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model=CHAT_MODEL, messages=FRANCE, max_tokens=8,
+            response_format={"type": "json_schema", "json_schema": {"name": "bad", "schema": bad}})
+    assert "guided_decoding_guide" in str(info.value.body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -270,8 +271,6 @@ PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_json_schema_guide_always_gives_valid_json(engine, seed: int) -> None:  # type: ignore[no-untyped-def]
-    import json
-
     import jsonschema
 
     grammar = engine.guides.to_gbnf("json_schema", json.dumps(PERSON))
@@ -279,6 +278,13 @@ def test_a_json_schema_guide_always_gives_valid_json(engine, seed: int) -> None:
                                    temperature=1.0, seed=seed, max_tokens=64)
     assert finish == "stop"  # the grammar completed and ended the generation
     jsonschema.validate(json.loads(text), PERSON)
+
+
+def test_json_schema_strings_cannot_hold_control_characters(engine) -> None:  # type: ignore[no-untyped-def]
+    grammar = engine.guides.to_gbnf("json_schema", json.dumps(PERSON))
+    char = next(line for line in grammar.splitlines() if line.startswith("char ::="))
+    assert char.startswith('char ::= [^"\\\\\\x7F\\x00-\\x1F] |')
+    engine.guides.check(engine.llm._model.vocab, grammar)
 
 
 def test_a_gbnf_grammar_and_a_regex_constrain_the_text(engine) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,8 @@ import llama_cpp as L
 from inputs import BadRequest
 
 GUIDE_TYPES = ("json", "json_schema", "regex", "ebnf_grammar")
+_ANY_STRING_CHAR = '[^"\\\\]'
+_JSON_STRING_CHAR = '[^"\\\\\\x7F\\x00-\\x1F]'
 
 
 def to_gbnf(kind: str, text: str) -> str:
@@ -33,9 +35,12 @@ def to_gbnf(kind: str, text: str) -> str:
     if kind == "json_schema":
         try:
             schema = json.loads(text)
-            return g.json_schema_to_gbnf(json.dumps(schema))
+            grammar = g.json_schema_to_gbnf(json.dumps(schema))
         except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
             raise BadRequest(f"invalid request: guided_decoding_guide: JSON schema not supported: {exc}") from exc
+        # llama-cpp-python's converter lets a string hold raw control characters, which JSON
+        # forbids (json.loads refuses them): exclude them as llama.cpp's own converter does.
+        return grammar.replace(_ANY_STRING_CHAR, _JSON_STRING_CHAR)
     if kind == "regex":
         pattern = _escapes_as_classes(text)
         pattern = pattern if pattern.startswith("^") else "^" + pattern
