@@ -254,3 +254,18 @@ def test_logprobs(stored: GatewayProcess) -> None:
     events = _events(_raw(stored, {**body, "stream": True}).content)
     streamed = [lp for e in events if e["type"] == "response.output_text.delta" for lp in e["logprobs"]]
     assert [lp["token"] for lp in streamed] == [lp["token"] for lp in logprobs]
+
+
+def test_a_schema_the_backend_cannot_enforce_is_refused_by_name(sdk: openai.OpenAI) -> None:
+    """TensorRT-LLM's LLM API model has no guided-decoding or log-prob input: 400s naming the
+    Responses parameter that asked for it."""
+    with pytest.raises(openai.BadRequestError) as exc:
+        sdk.responses.parse(model="trtllm-llmapi-mimic", input=WORDS, text_format=Color)
+    assert exc.value.body["param"] == "text.format"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as exc:
+        sdk.responses.create(model="trtllm-llmapi-mimic", input=WORDS, top_logprobs=1)
+    assert exc.value.body["param"] == "top_logprobs"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as exc:
+        sdk.responses.create(model="trtllm-llmapi-mimic", input=WORDS,
+                             include=["message.output_text.logprobs"])
+    assert exc.value.body["param"] == "include"  # type: ignore[index]
