@@ -56,28 +56,44 @@ PROMPTS: list[tuple[str, str]] = [
 ]
 
 
-def _valid(call: Any) -> bool:
+def _complete(client: openai.OpenAI, prompt: str, max_tokens: int) -> dict[str, Any]:
+    """One answer, streamed (so a busy machine's slow prefill cannot trip the gateway's idle
+    timeout) and put together by the SDK's rule: strings concatenated per tool-call index."""
+    content, finish = "", None
+    calls: dict[int, dict[str, str]] = {}
+    for chunk in client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": prompt}], tools=TOOLS,  # type: ignore[arg-type]
+            tool_choice="auto", temperature=0, max_tokens=max_tokens, stream=True):
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+            for tc in choice.delta.tool_calls or ():
+                call = calls.setdefault(tc.index, {"name": "", "arguments": ""})
+                call["name"] += (tc.function.name or "") if tc.function else ""
+                call["arguments"] += (tc.function.arguments or "") if tc.function else ""
+    return {"content": content, "finish_reason": finish, "calls": [calls[i] for i in sorted(calls)]}
+
+
+def _valid(call: dict[str, str]) -> bool:
     names = {t["function"]["name"] for t in TOOLS}
     try:
-        args = json.loads(call.function.arguments)
+        args = json.loads(call["arguments"])
     except ValueError:
         return False
-    return call.function.name in names and isinstance(args, dict)
+    return call["name"] in names and isinstance(args, dict)
 
 
 def measure(client: openai.OpenAI, max_tokens: int) -> dict[str, Any]:
     rows = []
     for prompt, wanted in PROMPTS:
-        out = client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": prompt}], tools=TOOLS,  # type: ignore[arg-type]
-            tool_choice="auto", temperature=0, max_tokens=max_tokens)
-        choice = out.choices[0]
-        calls = choice.message.tool_calls or []
-        rows.append({"prompt": prompt, "wanted": wanted, "finish_reason": choice.finish_reason,
-                     "calls": [(c.function.name, c.function.arguments) for c in calls],  # type: ignore[union-attr]
-                     "parsed": bool(calls), "valid": bool(calls) and all(_valid(c) for c in calls),
-                     "right_tool": bool(calls) and calls[0].function.name == wanted,  # type: ignore[union-attr]
-                     "content": (choice.message.content or "")[:120]})
+        out = _complete(client, prompt, max_tokens)
+        calls = out["calls"]
+        rows.append({"prompt": prompt, "wanted": wanted, "finish_reason": out["finish_reason"],
+                     "calls": calls, "parsed": bool(calls),
+                     "valid": bool(calls) and all(_valid(c) for c in calls),
+                     "right_tool": bool(calls) and calls[0]["name"] == wanted,
+                     "content": out["content"][:120]})
+        print(f"  {prompt!r}: {calls or out['content'][:60]!r}", flush=True)
     n = len(rows)
     return {"model": MODEL, "prompts": n, "tool_choice": "auto", "temperature": 0,
             "parsed": sum(r["parsed"] for r in rows), "valid": sum(r["valid"] for r in rows),
@@ -127,8 +143,6 @@ def main() -> int:
     n = result["prompts"]
     print(table(["prompts", "parsed calls", "valid calls", "right tool"],
                 [[n, f"{result['parsed']}/{n}", f"{result['valid']}/{n}", f"{result['right_tool']}/{n}"]]))
-    for row in result["rows"]:
-        print(f"- {row['prompt']!r}: {row['calls'] or row['content']!r}")
     print(f"wrote {write_json(args.name, result, args.json_dir)}")
     return 0
 
