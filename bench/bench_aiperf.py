@@ -318,7 +318,9 @@ def summarize(log_path: Path) -> list[dict]:
 if __name__ == "__main__":
     import sys
 
-    if len(sys.argv) > 2 and sys.argv[1] == "--summarize":
-        summarize(Path(sys.argv[2]))
+    if len(sys.argv) > 2 and sys.argv[1] == "--summarize":  # a run's log (e.g. one cut short) -> JSON, plots
+        log = Path(sys.argv[2])
+        publish(summarize(log), log, argparse.Namespace(name="aiperf", json_dir=None, plot_dir=None, threads="2",
+                                                        log=str(log)))
     else:
         main()
