@@ -15,6 +15,7 @@ Triton's threads keep running while it decodes.
 
 from __future__ import annotations
 
+import ctypes
 import queue
 import threading
 import time
@@ -58,6 +59,7 @@ class Sequence:
     last: int = -1
     produced: int = 0
     sampler: Any = None
+    grammar_sampler: Any = None  # kept out of the chain: tried on the sampled token first
     finish: str = "length"
     tokens: list[int] = field(default_factory=list)
     # The last sampled token's log-probability and top alternatives [(token, logprob)], when asked.
@@ -120,6 +122,10 @@ class Batcher(threading.Thread):
         self.waiting: deque[Sequence] = deque()
         self.inbox: queue.Queue[Sequence | None] = queue.Queue()
         self.batch = L.llama_batch_init(n_batch + parallel, 0, 1)
+        # Candidate buffers for guided sampling (llama_token_data layout), reused every step.
+        self._cand = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
+        self._cand_ids = np.arange(self.n_vocab, dtype=np.int32)
+        self._one = np.zeros(1, dtype=_TOKEN_DATA)
         self.stats = Stats()
         self.tuner = ThreadTuner(threads if adapt_threads else 1)
         self.threads = threads
@@ -287,10 +293,46 @@ class Batcher(threading.Thread):
             logits = L.llama_get_logits_ith(self.ctx, idx)
             for t in self.eog:
                 logits[t] = -float("inf")
-        token = L.llama_sampler_sample(seq.sampler, self.ctx, idx)
+        if seq.grammar_sampler is not None:
+            token = self._sample_guided(seq, idx)
+        else:
+            token = L.llama_sampler_sample(seq.sampler, self.ctx, idx)
         if logprobs is not None:
             seq.logprob = float(logprobs[token])
             seq.top = _top(logprobs, seq.top_logprobs)
+        return token
+
+    def _candidates(self, idx: int) -> Any:
+        """A llama_token_data_array over this output's logits (our reused buffer)."""
+        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, idx), shape=(self.n_vocab,))
+        cand = self._cand
+        cand["id"] = self._cand_ids
+        cand["logit"] = logits
+        cand["p"] = 0.0
+        return L.llama_token_data_array(data=cand.ctypes.data_as(L.llama_token_data_p), size=self.n_vocab,
+                                        selected=-1, sorted=False)
+
+    def _sample_guided(self, seq: Sequence, idx: int) -> int:
+        """Sample without the grammar, keep the token if the grammar allows it, else sample again
+        with the grammar over the whole vocabulary (llama.cpp's common sampler does the same:
+        the grammar over 49k candidates costs more than the model on a small one). The result
+        has the constrained distribution: an allowed token t is kept with p(t), and otherwise
+        drawn from p renormalized over the allowed tokens."""
+        arr = self._candidates(idx)
+        L.llama_sampler_apply(seq.sampler, ctypes.byref(arr))
+        token = int(arr.data[arr.selected].id)
+        one = self._one
+        one["id"], one["logit"], one["p"] = token, 1.0, 0.0
+        single = L.llama_token_data_array(data=one.ctypes.data_as(L.llama_token_data_p), size=1,
+                                          selected=-1, sorted=False)
+        L.llama_sampler_apply(seq.grammar_sampler, ctypes.byref(single))
+        if not np.isfinite(one["logit"][0]):  # the grammar rejects it: sample under the grammar
+            arr = self._candidates(idx)
+            L.llama_sampler_apply(seq.grammar_sampler, ctypes.byref(arr))
+            L.llama_sampler_apply(seq.sampler, ctypes.byref(arr))
+            token = int(arr.data[arr.selected].id)
+        L.llama_sampler_accept(seq.grammar_sampler, token)
+        L.llama_sampler_accept(seq.sampler, token)
         return token
 
     def _logprobs(self, idx: int) -> Any:
@@ -332,6 +374,9 @@ class Batcher(threading.Thread):
         if seq.sampler is not None:
             L.llama_sampler_free(seq.sampler)
             seq.sampler = None
+        if seq.grammar_sampler is not None:
+            L.llama_sampler_free(seq.grammar_sampler)
+            seq.grammar_sampler = None
         self._done(seq, error)
 
     def _fail(self, seq: Sequence, error: str) -> None:
@@ -360,12 +405,12 @@ class Batcher(threading.Thread):
         if seq.frequency_penalty or seq.presence_penalty:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
                 self.n_vocab, window, 1.0, seq.frequency_penalty, seq.presence_penalty))
-        if seq.grammar is not None:
+        if seq.grammar is not None:  # logically here (after the penalties); see _sample_guided
             grammar = L.llama_sampler_init_grammar(self.vocab, seq.grammar.encode("utf-8"), b"root")
             if not grammar:  # checked before queueing; llama-cpp-python itself never checks
                 L.llama_sampler_free(chain)
                 raise ValueError("the grammar does not parse")
-            L.llama_sampler_chain_add(chain, grammar)
+            seq.grammar_sampler = grammar
         if seq.temperature == 0.0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
             return chain
@@ -379,6 +424,9 @@ class Batcher(threading.Thread):
         L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seq.seed & 0xFFFFFFFF))
         return chain
 
+
+
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
 
 def _top(logprobs: Any, k: int) -> list[tuple[int, float]]:
