@@ -111,8 +111,10 @@ def plot(name: str, title: str, throughput: Series, latency: Series, *, throughp
             ax.plot(xs, ys, marker="o" if ours else "s", linestyle="-" if ours else "--", label=name_)
         ax.set_xlabel(x_label)
         ax.set_ylabel(label)
-        if len({x for pts in series.values() for x, _ in pts}) > 2:
+        ticks = sorted({x for pts in series.values() for x, _ in pts})
+        if len(ticks) > 2:
             ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
