@@ -335,3 +335,32 @@ def test_greedy_logprobs_equal_llama_cpps_own_and_top_k_is_sorted(engine) -> Non
             assert [t for t, _v in top] == np.argsort(-expected, kind="stable")[:5].tolist()
     finally:
         L.llama_free(ctx)
+
+
+def test_trying_the_free_sample_first_gives_what_the_grammar_over_every_token_gives(engine) -> None:  # type: ignore[no-untyped-def]
+    """Greedy: the shortcut (sample freely, keep the token if the grammar allows it) must pick the
+    token that sampling under the grammar over the whole vocabulary picks."""
+    import ctypes
+
+    import llama_cpp as L
+
+    loop = engine.loop
+
+    def grammar_first(seq, idx):  # type: ignore[no-untyped-def]
+        arr = loop._candidates(idx)
+        L.llama_sampler_apply(seq.grammar_sampler, ctypes.byref(arr))
+        L.llama_sampler_apply(seq.sampler, ctypes.byref(arr))
+        token = int(arr.data[arr.selected].id)
+        L.llama_sampler_accept(seq.grammar_sampler, token)
+        L.llama_sampler_accept(seq.sampler, token)
+        return token
+
+    prompts = [(CHAT.format("Tell me about a dog."), engine.guides.to_gbnf("json_schema", json.dumps(PERSON))),
+               (CHAT.format("Count to five."), 'root ::= [0-9] (", " [0-9])*')]
+    fast = [_generate(engine, p, grammar=g, max_tokens=40)[0] for p, g in prompts]
+    loop._sample_guided = grammar_first
+    try:
+        slow = [_generate(engine, p, grammar=g, max_tokens=40)[0] for p, g in prompts]
+    finally:
+        del loop._sample_guided
+    assert fast == slow and all(fast)
