@@ -235,6 +235,11 @@ def _constraints(sig: ModelSignature, request: GenerationRequest) -> list[InferI
         if flag is None or "output_log_probs" not in sig.outputs:
             raise _refuse(request, "logprobs", "'logprobs'")
         tensors.append(_tensor(sig, flag, True))
+        # NVIDIA: log-probs need at least one sampling parameter set; top_p 1.0 changes nothing.
+        top_p = sig.find("top_p", "runtime_top_p")
+        if request.temperature is None and request.top_k is None and request.top_p is None \
+                and top_p is not None:
+            tensors.append(_tensor(sig, top_p, 1.0))
     if request.top_logprobs > 0:
         top = sig.find("top_logprobs")
         if top is None or "top_log_probs" not in sig.outputs:

@@ -418,3 +418,12 @@ def test_the_llm_api_model_refuses_guides_and_logprobs(field: str, param: str) -
     with pytest.raises(InvalidRequestError) as err:
         build_inputs(sig, GenerationRequest(model=entry, prompt="p", max_tokens=4, **{field: value}))  # type: ignore[arg-type]
     assert err.value.param == param and err.value.code == "unsupported_parameter"
+
+
+def test_logprobs_without_any_sampling_parameter_send_a_neutral_top_p() -> None:
+    sig = _guided_sig(("return_log_probs", "TYPE_BOOL", [1]), ("top_p", "TYPE_FP32", [1]),
+                      outputs=("output_log_probs",))
+    got = _wire(build_inputs(sig, GenerationRequest(model=ENTRY, prompt="p", max_tokens=4, logprobs=True)))
+    assert got["top_p"] == [1.0]
+    set_by_client = GenerationRequest(model=ENTRY, prompt="p", max_tokens=4, logprobs=True, top_p=0.5)
+    assert _wire(build_inputs(sig, set_by_client))["top_p"] == [0.5]
