@@ -364,3 +364,23 @@ def test_trying_the_free_sample_first_gives_what_the_grammar_over_every_token_gi
     finally:
         del loop._sample_guided
     assert fast == slow and all(fast)
+
+
+@pytest.mark.parametrize(("schema", "keyword"), [
+    ({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 10}}}, "'minimum'"),
+    ({"type": "array", "items": {"type": "number", "multipleOf": 2}}, "'multipleOf'"),
+    ({"$defs": {"e": {"type": "string", "format": "email"}}, "$ref": "#/$defs/e"}, "'format': 'email'"),
+    ({"anyOf": [{"type": "array", "uniqueItems": True}]}, "'uniqueItems'"),
+])
+def test_a_schema_keyword_the_grammar_would_drop_is_refused(engine, schema: dict, keyword: str) -> None:  # type: ignore[no-untyped-def,type-arg]
+    with pytest.raises(ValueError, match="invalid request: guided_decoding_guide") as err:
+        engine.guides.to_gbnf("json_schema", json.dumps(schema))
+    assert keyword in str(err.value)
+
+
+def test_property_names_and_annotations_are_not_mistaken_for_constraints(engine) -> None:  # type: ignore[no-untyped-def]
+    schema = {"title": "T", "description": "d", "type": "object", "required": ["minimum"],
+              "properties": {"minimum": {"type": "string", "format": "date", "default": "x"},
+                             "not": {"type": "integer", "title": "n"}}}
+    assert engine.guides.unenforced(schema) is None
+    engine.guides.check(engine.llm._model.vocab, engine.guides.to_gbnf("json_schema", json.dumps(schema)))

@@ -35,9 +35,13 @@ def to_gbnf(kind: str, text: str) -> str:
     if kind == "json_schema":
         try:
             schema = json.loads(text)
-            grammar = g.json_schema_to_gbnf(json.dumps(schema))
+            ignored = unenforced(schema)
+            grammar = None if ignored else g.json_schema_to_gbnf(json.dumps(schema))
         except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
             raise BadRequest(f"invalid request: guided_decoding_guide: JSON schema not supported: {exc}") from exc
+        if ignored:  # never an unconstrained answer where the client asked for a constraint
+            raise BadRequest(f"invalid request: guided_decoding_guide: JSON schema keyword {ignored} "
+                             "is not enforced by this model")
         # llama-cpp-python's converter lets a string hold raw control characters, which JSON
         # forbids (json.loads refuses them): exclude them as llama.cpp's own converter does.
         return grammar.replace(_ANY_STRING_CHAR, _JSON_STRING_CHAR)
@@ -52,6 +56,40 @@ def to_gbnf(kind: str, text: str) -> str:
         except Exception as exc:  # noqa: BLE001
             raise BadRequest(f"invalid request: guided_decoding_guide: regex not supported: {exc}") from exc
     raise BadRequest(f"invalid request: guided_decoding_guide_type {kind!r} is not one of {', '.join(GUIDE_TYPES)}")
+
+
+# Constraints llama-cpp-python's schema converter drops without a word: a schema using them is
+# refused rather than half enforced. (It enforces type, properties, required,
+# additionalProperties, items, prefixItems, min/maxItems, min/maxLength, pattern, enum, const,
+# anyOf, oneOf, allOf, $ref and the formats below; annotations such as title are ignored.)
+_UNENFORCED = frozenset({
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "uniqueItems",
+    "not", "if", "then", "else", "contains", "minContains", "maxContains", "minProperties",
+    "maxProperties", "patternProperties", "propertyNames", "dependentRequired", "dependentSchemas",
+    "dependencies", "unevaluatedProperties", "unevaluatedItems"})
+_FORMATS = frozenset({"date", "time", "date-time", "uuid", "uuid1", "uuid2", "uuid3", "uuid4", "uuid5"})
+_SCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SUBSCHEMAS = ("items", "prefixItems", "anyOf", "oneOf", "allOf", "additionalProperties")
+
+
+def unenforced(schema) -> str | None:
+    """The first keyword of ``schema`` (at any depth) the converter would not enforce, quoted."""
+    if isinstance(schema, list):
+        return next((found for item in schema if (found := unenforced(item))), None)
+    if not isinstance(schema, dict):
+        return None
+    for key, value in schema.items():
+        if key in _UNENFORCED:
+            return repr(key)
+        if key == "format" and value not in _FORMATS:
+            return f"'format': {value!r}"
+        children = list(value.values()) if key in _SCHEMA_MAPS and isinstance(value, dict) else \
+            [value] if key in _SUBSCHEMAS else []
+        for child in children:
+            found = unenforced(child)
+            if found:
+                return found
+    return None
 
 
 def _escapes_as_classes(pattern: str) -> str:
