@@ -38,6 +38,7 @@ class ChoiceRun:
         self._pending_logprobs: list[ChatCompletionTokenLogprob] = []
         self._ids: dict[int, str] = {}
         self.role_sent = False
+        self._flushed = False
 
     def add(self, delta: Delta) -> list[Event]:
         """Take one backend delta; the events it yields (content and tool-call pieces)."""
@@ -50,8 +51,17 @@ class ChoiceRun:
             events = [Event("content", delta.text)] if delta.text else []
         else:
             events = self.tools.feed(delta.text) if delta.text else []
-            if delta.finish_reason is not None:
-                events += self.tools.finish()
+        self.events += events
+        if delta.finish_reason is not None:
+            events += self.flush()
+        return events
+
+    def flush(self) -> list[Event]:
+        """Text the tool parser still holds (once, at the end of the generation)."""
+        if self.tools is None or self._flushed:
+            return []
+        self._flushed = True
+        events = self.tools.finish()
         self.events += events
         return events
 
@@ -72,6 +82,7 @@ class ChoiceRun:
 
     def choice(self) -> Choice:
         """The non-streaming choice."""
+        self.flush()
         parsed = collect(self.events)
         calls = [ChatCompletionMessageToolCall(id=self._id(i), function=FunctionCall(c.name, c.arguments))
                  for i, c in enumerate(parsed.calls)]

@@ -233,7 +233,7 @@ class ChatService:
 
     def _finish(self, prep: Prepared, runs: list[ChoiceRun], run: ChoiceRun, finished: set[int]) -> bytes:
         """A choice's last chunk; the last choice to finish carries the usage of all."""
-        last = run.chunk([], final=True)
+        last = run.chunk(run.flush(), final=True)
         assert last is not None
         return self._chunk(prep, last, _usage(runs, prep) if len(finished) == len(runs) else None)
 

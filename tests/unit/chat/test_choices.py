@@ -71,3 +71,17 @@ async def test_a_left_stream_stops_every_choice_and_bills_what_was_made(
     await events.aclose()  # type: ignore[attr-defined]
     assert backend.cancelled == 2
     assert len(guard.finished) == 1 and 3 <= guard.finished[0][1] < 20
+
+
+def test_held_back_text_is_sent_when_a_generation_ends_without_a_finish_reason() -> None:
+    from gateway.backends.base import Delta
+    from gateway.chat.choices import ChoiceRun
+    from gateway.chat.protocol import ChatCompletionTool, FunctionDefinition
+    from gateway.chat.tools.definitions import check_tools
+
+    plan = check_tools([ChatCompletionTool("function", FunctionDefinition("f"))], None, None)
+    run = ChoiceRun(0, plan, "hermes", None)
+    assert [e.text for e in run.add(Delta(text="a <tool"))] == ["a "]
+    assert [e.text for e in run.flush()] == ["<tool"]
+    assert run.flush() == []
+    assert run.choice().message.content == "a <tool"
