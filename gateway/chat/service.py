@@ -33,7 +33,7 @@ from gateway.chat.tools.definitions import ToolPlan, template_tools
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.http.sse import DONE, encode_event, error_event
 from gateway.registry import ModelEntry
-from gateway.sampling import fit_context
+from gateway.sampling import SamplingParams, fit_context
 from gateway.tokens import Tokenizers
 
 log = logging.getLogger("chungus.chat")
@@ -126,13 +126,9 @@ class ChatService:
             await admission.finish(0, 0)
             raise
         generation = GenerationRequest(
-            model=entry, prompt=prompt, max_tokens=max_tokens, stream=bool(req.stream),
-            temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-            seed=req.seed, stop=params.stop, frequency_penalty=req.frequency_penalty,
-            presence_penalty=req.presence_penalty, repetition_penalty=req.repetition_penalty,
-            min_tokens=req.min_tokens, images=images, request_id=request_id,
-            prompt_tokens=prompt_tokens, guide=guide, logprobs=bool(req.logprobs),
-            top_logprobs=req.top_logprobs or 0)
+            model=entry, prompt=prompt, max_tokens=max_tokens, images=images,
+            request_id=request_id, prompt_tokens=prompt_tokens, guide=guide,
+            **_sampling(req, params))
         return Prepared(req, entry, generation, admission, f"chatcmpl-{uuid.uuid4().hex}",
                         int(time.time()), prompt_tokens if prompt_tokens is not None else estimate,
                         plan, n)
@@ -243,6 +239,15 @@ class ChatService:
                                     created=prep.created, model=prep.entry.id, choices=[choice],
                                     usage=usage if usage is not None else msgspec.UNSET)
         return encode_event(chunk)
+
+
+def _sampling(req: ChatCompletionRequest, params: SamplingParams) -> dict[str, Any]:
+    """The GenerationRequest fields that come straight from the request's sampling parameters."""
+    return {"stream": bool(req.stream), "temperature": params.temperature, "top_p": params.top_p,
+            "top_k": params.top_k, "seed": req.seed, "stop": params.stop,
+            "frequency_penalty": req.frequency_penalty, "presence_penalty": req.presence_penalty,
+            "repetition_penalty": req.repetition_penalty, "min_tokens": req.min_tokens,
+            "logprobs": bool(req.logprobs), "top_logprobs": req.top_logprobs or 0}
 
 
 _cleanups: set[asyncio.Task[None]] = set()
