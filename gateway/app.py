@@ -55,10 +55,10 @@ def build_app(services: Services) -> Litestar:
         routes.extend(admin_routes(services.admin))
     if services.responses is not None:
         routes.extend(responses_routes(services.responses, reader))
-    routes.append(openapi_route(routes))
-    observability = _observability(services, routes)  # after the OpenAPI document: not in it
     if services.usage is not None:
         routes.extend(usage_routes(services.usage))
+    routes.append(openapi_route(routes))
+    observability = _observability(services, routes)  # after the OpenAPI document: not in it
     console = console_routes(services.console, reader) if services.console is not None else []
 
     async def started() -> None:

@@ -150,6 +150,7 @@ class Operation:
     chunk: str = "ChatCompletionChunk"  # the schema of each streamed event
     events: tuple[type[Any], ...] = ()  # named events (`event:` + `data:`) instead of data chunks
     query: tuple[str, ...] = ()
+    media_type: str = "application/json"  # of the 200 body (the usage export is text/csv)
 
 
 _ADMIN = (*AUTH, 403, 500)
@@ -198,6 +199,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Deactivate a model", "admin", {"200": ModelActivation}, (*_ADMIN, 404)),
     ("GET", "/admin/usage"): Operation("Token usage per key and day", "admin",
                                        {"200": KeyUsageList}, _ADMIN, query=("key_id",)),
+    ("GET", "/admin/usage/series"): Operation(
+        "Usage over time (requests, tokens, errors, rate-limit refusals) in buckets; every key, "
+        "or one key and model", "admin", {"200": None}, (400, *_ADMIN),
+        query=("range", "key_id", "model")),
+    ("GET", "/admin/usage/export"): Operation(
+        "The usage buckets as CSV", "admin", {"200": None}, (400, *_ADMIN),
+        query=("range", "key_id", "model"), media_type="text/csv"),
+    ("GET", "/me/usage/series"): Operation(
+        "This key's own usage over time", "usage", {"200": None}, (400, 403, *AUTH, 500),
+        query=("range", "model")),
+    ("GET", "/me/usage/export"): Operation(
+        "This key's own usage buckets as CSV", "usage", {"200": None}, (400, 403, *AUTH, 500),
+        query=("range", "model"), media_type="text/csv"),
     ("POST", "/responses"): Operation(
         "Create a response (JSON, or with stream=true server-sent `event:` + `data:` pairs, the "
         "Responses API's semantic events)", "responses", {"200": responses.Response},
@@ -276,7 +290,8 @@ def _json(kind: type[Any] | None) -> dict[str, Any]:
 def _responses(op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status, kind in op.ok.items():
-        content = _json(kind)
+        content = (_json(kind) if op.media_type == "application/json"
+                   else {op.media_type: {"schema": {"type": "string"}}})
         if op.stream and status == "200":
             content["text/event-stream"] = {
                 "schema": named_event(op.events) if op.events else sse_event(op.chunk)}
@@ -306,7 +321,7 @@ def _operation(method: str, prefix: str, path: str, name: str) -> dict[str, Any]
     return out
 
 
-CHAT_ROLES = ("system", "user", "assistant", "developer")  # as gateway.chat.messages accepts them
+CHAT_ROLES = ("system", "user", "assistant", "developer", "tool")  # as gateway.chat.messages accepts them
 
 
 def _refine(schemas: dict[str, Any]) -> None:

@@ -29,7 +29,9 @@ def _parse_many(client: openai.OpenAI, count: int) -> None:
     for i in range(count):
         city = CITIES[i % len(CITIES)]
         out = client.chat.completions.parse(
-            model=CHAT_MODEL, response_format=City, temperature=0.7, seed=i, max_tokens=80,
+            # Room for the longest answer the grammar allows (two 40-character strings, a number
+            # of bounded digits, bounded whitespace), so "length" cannot cut a valid answer short.
+            model=CHAT_MODEL, response_format=City, temperature=0.7, seed=i, max_tokens=256,
             messages=[{"role": "user", "content": f"Describe the city of {city} as JSON."}])
         choice = out.choices[0]
         assert choice.finish_reason == "stop", choice

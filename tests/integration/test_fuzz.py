@@ -115,6 +115,8 @@ def sse_events(ctx: Any, response: Any, case: Any) -> bool | None:
     if not media.startswith("text/event-stream"):
         return None
     events = response.content.decode().split("\n\n")
+    if "/responses" in case.operation.path:
+        return _named_events(events)
     assert events[-2:] == ["data: [DONE]", ""], events[-3:]
     for event in events[:-2]:
         assert event.startswith("data: "), event
@@ -287,6 +289,22 @@ def test_fuzz_with_a_wrong_key(label: str, schema: Any, server: GatewayServer, s
     _run(schema, label, auth(WRONG_KEY), _checks(refused_without_key), server.base_url, spare_key, KEYLESS)
 
 
+def _named_events(events: list[str]) -> bool:
+    """The Responses API streams ``event: <type>`` + ``data: <event>`` pairs, numbered from 0, with
+    no ``[DONE]``; it ends with a terminal event (or ``error`` then ``response.failed``)."""
+    assert events[-1] == "", events[-2:]
+    kinds = []
+    for number, event in enumerate(events[:-1]):
+        head, _, data = event.partition("\n")
+        assert head.startswith("event: ") and data.startswith("data: "), event
+        payload = json.loads(data[len("data: "):])
+        assert payload["type"] == head[len("event: "):], event
+        assert payload["sequence_number"] == number, event
+        kinds.append(payload["type"])
+    assert kinds[-1] in ("response.completed", "response.incomplete", "response.failed"), kinds
+    return True
+
+
 def test_boundary_values_and_request_sequences(server: GatewayServer, tmp_path: Path) -> None:
     """schemathesis' own phases over the admin key: *coverage* (the boundaries of every field,
     missing and wrong-typed fields, for every route) and *stateful* (sequences linked through
@@ -301,7 +319,7 @@ def test_boundary_values_and_request_sequences(server: GatewayServer, tmp_path: 
         command += ["--seed", "1"]
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "Tested: 20" in run.stdout  # every route but /openapi.json itself
+    assert "Tested: 32" in run.stdout  # every route but /openapi.json itself
 
 
 def test_the_fuzzer_reaches_every_route(server: GatewayServer) -> None:
@@ -310,4 +328,4 @@ def test_the_fuzzer_reaches_every_route(server: GatewayServer) -> None:
 
     served = httpx.get(server.base_url + "/openapi.json").json()
     assert sorted(served["paths"]) == sorted(DOC["paths"])
-    assert len(LABELS) == 21
+    assert len(LABELS) == 33

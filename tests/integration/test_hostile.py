@@ -36,8 +36,9 @@ CORPUS: list[tuple[str, bytes, str, int, str | None]] = [
      "application/json", 400, "context_length_exceeded"),
     ("1 MB string", _chat(messages=[{"role": "user", "content": "y" * 1_000_000}]),
      "application/json", 400, "context_length_exceeded"),
-    ("deep JSON", b'{"model":"chat-a","messages":[{"role":"user","content":"x"}],"tools":'
-     + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", 400, "invalid_json"),
+    ("deep JSON", b'{"model":"chat-a","messages":[{"role":"user","content":"x"}],"tools":[{"type":'
+     b'"function","function":{"name":"f","parameters":{"a":' + b"[" * 100_000 + b"]" * 100_000
+     + b"}}}]}", "application/json", 400, "invalid_json"),
     ("deep object", b'{"model":"chat-a","messages":[],"response_format":'
      + b'{"a":' * 5_000 + b"1" + b"}" * 5_000 + b"}", "application/json", 400, "invalid_json"),
     ("invalid UTF-8", b'{"model":"chat-a","messages":[{"role":"user","content":"\xff\xfe"}]}',

@@ -57,15 +57,21 @@ def test_every_route_is_documented_under_both_prefixes(doc: dict[str, Any]) -> N
         "/health/live", "/health/ready", "/health/models", "/openapi.json",
         "/admin/keys", "/admin/keys/{key_id}", "/admin/keys/{key_id}/revoke", "/admin/models",
         "/admin/models/{model_id}/activate", "/admin/models/{model_id}/deactivate", "/admin/usage",
+        "/admin/usage/series", "/admin/usage/export", "/me/usage/series", "/me/usage/export",
+        "/v1/completions", "/api/v1/completions", "/v1/responses", "/api/v1/responses",
+        "/v1/responses/{response_id}", "/api/v1/responses/{response_id}",
     }
     assert set(paths["/admin/keys/{key_id}"]) == {"get", "patch"}
     assert set(paths["/v1/chat/completions"]) == {"post"}
     operations = [op for item in paths.values() for op in item.values()]
     assert not [op["operationId"] for op in operations if op.get("x-undocumented")]
     ids = [op["operationId"] for op in operations]
-    assert len(ids) == len(set(ids)) == 21
+    assert len(ids) == len(set(ids)) == 33
     assert paths["/api/v1/models"]["get"]["operationId"] == "list_models_api_v1"
-    assert len(OPERATIONS) == 17  # each documented once, whatever its prefixes
+    assert len(OPERATIONS) == 25  # each documented once, whatever its prefixes
+    export = paths["/admin/usage/export"]["get"]["responses"]["200"]["content"]
+    assert export == {"text/csv": {"schema": {"type": "string"}}}
+    assert [p["name"] for p in paths["/me/usage/series"]["get"]["parameters"]] == ["range", "model"]
 
 
 def test_chat_request_schema_comes_from_the_wire_struct(doc: dict[str, Any]) -> None:
@@ -82,7 +88,7 @@ def test_chat_request_schema_comes_from_the_wire_struct(doc: dict[str, Any]) -> 
     message = doc["components"]["schemas"]["ChatMessage"]
     assert message["required"] == ["role"]
     assert set(message["properties"]["role"]["enum"]) == _ROLES == {"system", "user", "assistant",
-                                                                     "developer"}
+                                                                     "developer", "tool"}
     text = doc["components"]["schemas"]["TextPart"]
     assert text["properties"]["type"] == {"enum": ["text"]}
     _validate(doc, ref, {"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_k": 5})

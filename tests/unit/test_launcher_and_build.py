@@ -214,7 +214,11 @@ def test_cpu_build_writes_a_valid_config_and_registry_entry(tmp_path: Path) -> N
     assert not inputs["text_input"].optional and not inputs["max_tokens"].optional
     assert inputs["stop_words"].optional and list(inputs["stop_words"].dims) == [-1]
     assert {o.name for o in config.output} == {"text_output", "num_input_tokens",
-                                               "num_output_tokens", "finish_reason"}
+                                               "num_output_tokens", "finish_reason",
+                                               "output_log_probs", "output_token_bytes",
+                                               "top_log_probs", "top_token_bytes"}
+    assert inputs["guided_decoding_guide_type"].optional and inputs["return_log_probs"].optional
+    assert inputs["top_logprobs"].data_type == model_config_pb2.TYPE_INT32
     assert (tmp_path / "model_repository" / name / "model.gguf").resolve() == fetch_smollm2()
     registry = load_registry(tmp_path / "registry.toml")
     assert registry.get("tiny/chat-1") == entry
