@@ -227,7 +227,9 @@ def build_vision(out: Path, *, source: Path | None = None, model_id: str = DEFAU
         image_token_repeat=ckpt.image_token_repeat, max_images=max_images, image_processor=cfg,
         default_max_tokens=min(256, ckpt.context_length // 4),
         max_tokens_limit=min(1024, ckpt.context_length // 2), context_length=ckpt.context_length,
-        max_input_tokens=ckpt.context_length, created=int((source / "config.json").stat().st_mtime))
+        max_input_tokens=ckpt.context_length, created=int((source / "config.json").stat().st_mtime),
+        # The CPU vision model declares no guided-decoding or log-prob inputs.
+        structured_outputs=False, logprobs=False)
     upsert_entry(out / "registry.toml", entry)
     return entry
 

@@ -75,6 +75,11 @@ class ModelEntry(msgspec.Struct, frozen=True, kw_only=True):
     # Tool calls: the parser of the model's call format (hermes | llama3_json | mistral | smollm2);
     # unset: the model takes no tools.
     tool_parser: str | None = None
+    # Constrained decoding (response_format, forced tools) and per-token logprobs: unset means
+    # "as the contract gives" (every generating contract but the LLM API model's); a model whose
+    # Triton config lacks those inputs says false (the gateway refuses them either way).
+    structured_outputs: bool | None = None
+    logprobs: bool | None = None
     # Vision models
     image_token: str = "<image>"
     image_token_repeat: int = 1  # how many image tokens stand for one image in the prompt

@@ -12,6 +12,7 @@ from gateway.auth.principal import Principal
 from gateway.chat.service import ChatService
 from gateway.console.sessions import ConsoleSessions
 from gateway.embeddings.service import EmbeddingService
+from gateway.models.protocol import ModelCapabilities
 from gateway.registry import ModelEntry
 
 LiveSource = Callable[[], Any]  # the gateway's live figures (a msgspec struct)
@@ -56,4 +57,9 @@ def capabilities(entry: ModelEntry) -> list[str]:
         out.insert(1, f"vision (up to {entry.max_images} images)")
     if entry.tool_parser:
         out.insert(1, f"tools ({entry.tool_parser} format)")
+    supports = ModelCapabilities.of(entry)
+    if supports.structured_outputs:
+        out.append("structured outputs")
+    if supports.logprobs:
+        out.append("logprobs")
     return out

@@ -19,16 +19,7 @@ from gateway.registry import ModelEntry
 
 def _model(entry: ModelEntry) -> Model:
     return Model(id=entry.id, created=entry.created, owned_by=entry.owned_by, permission=[],
-                 root=entry.id, parent=None, capabilities=_capabilities(entry))
-
-
-def _capabilities(entry: ModelEntry) -> ModelCapabilities:
-    """From the registry: tools where the model has a tool-call parser; guided decoding and
-    logprobs on every generating contract but the LLM API model's, which has no such inputs."""
-    generates = entry.kind == "chat"
-    guided = generates and entry.contract != "llmapi"
-    return ModelCapabilities(tools=generates and entry.tool_parser is not None,
-                             structured_outputs=guided, logprobs=guided, vision=entry.vision)
+                 root=entry.id, parent=None, capabilities=ModelCapabilities.of(entry))
 
 
 def _allowed(principal: NamedDependency[Principal], entry: ModelEntry) -> bool:

@@ -77,11 +77,14 @@ def test_a_stored_key_becomes_its_principal() -> None:
 
 def test_capabilities_in_words() -> None:
     vision = ModelEntry(id="v", triton_model="v", vision=True, max_images=2, context_length=2048,
-                        max_tokens_limit=512)
+                        max_tokens_limit=512, structured_outputs=False, logprobs=False)
     assert capabilities(vision) == ["chat", "vision (up to 2 images)", "streaming",
                                     "context 2048 tokens", "max_tokens up to 512"]
     tools = ModelEntry(id="t", triton_model="t", tool_parser="hermes")
     assert capabilities(tools)[:3] == ["chat", "tools (hermes format)", "streaming"]
+    assert capabilities(tools)[-2:] == ["structured outputs", "logprobs"]
+    llmapi = ModelEntry(id="l", triton_model="l", contract="llmapi")
+    assert "structured outputs" not in capabilities(llmapi) and "logprobs" not in capabilities(llmapi)
     emb = ModelEntry(id="e", triton_model="e", kind="embedding", embedding_dim=384,
                      supports_dimensions=True, max_input_tokens=256)
     assert capabilities(emb) == ["embeddings, 384 dimensions", "dimensions parameter", "256 input tokens"]
