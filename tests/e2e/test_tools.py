@@ -6,12 +6,16 @@ the model writes (its rate is measured by bench/tool_parse_rate.py, not asserted
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
 from tests.e2e.conftest import CHAT_MODEL
+from tests.support import GatewayProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +113,34 @@ def test_models_say_the_chat_model_takes_tools(client: openai.OpenAI) -> None:
     model = client.models.retrieve(CHAT_MODEL).model_dump()
     assert model["capabilities"] == {"tools": True, "structured_outputs": True, "logprobs": True,
                                      "vision": False}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_javascript_sdk_tools_structured_outputs_and_completions(gateway: GatewayProcess) -> None:
+    """The stock Node SDK: a named tool call streamed and not (the same call), a strict
+    json_schema answer that validates, a legacy completion streamed and not (the same text)."""
+    js = Path(__file__).resolve().parent.parent / "js"
+    if not (js / "node_modules" / "openai").exists():
+        pytest.skip("tests/js/node_modules missing: run `make install` (npm install)")
+    out = subprocess.run(["node", str(js / "surface.mjs")], capture_output=True, text=True,
+                         timeout=300, env={"BASE_URL": gateway.base_url + "/v1",
+                                           "API_KEY": gateway.admin_key, "MODEL": CHAT_MODEL,
+                                           "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    # A named tool_choice ends with "stop" as OpenAI's does; the call is the whole message.
+    assert result["tool"]["finish"] == "stop" and result["tool"]["content"] is None
+    [call] = result["tool"]["calls"]
+    assert call["type"] == "function" and call["function"]["name"] == "get_weather"
+    assert call["id"].startswith("call_")
+    [streamed] = result["streamed"]["calls"]
+    assert result["streamed"]["finish"] == "stop"
+    assert streamed["name"] == "get_weather" and streamed["id"].startswith("call_")
+    assert _args(streamed["arguments"]) == _args(call["function"]["arguments"])
+    verdict = json.loads(result["verdict"])
+    assert set(verdict) == {"answer"} and isinstance(verdict["answer"], bool)
+    completion = result["completion"]
+    assert completion["text"] and completion["text"] == completion["streamed"]
+    assert completion["usage"]["completion_tokens"] >= 1
+    assert completion["usage"]["total_tokens"] == (completion["usage"]["prompt_tokens"]
+                                                   + completion["usage"]["completion_tokens"])
