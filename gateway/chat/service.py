@@ -16,9 +16,9 @@ import numpy.typing as npt
 
 from gateway.auth.principal import Admission, Guard, Principal
 from gateway.backends.base import Backend, Delta, GenerationRequest
+from gateway.backends.fanout import interleave
 from gateway.catalog import ModelCatalog
 from gateway.chat.choices import ChoiceRun
-from gateway.chat.fanout import interleave
 from gateway.chat.messages import check_size, flatten_messages, neutralize_json
 from gateway.chat.params import check_params, check_tools_and_format
 from gateway.chat.protocol import (

@@ -15,9 +15,9 @@ import msgspec
 
 from gateway.auth.principal import Admission, Guard, Principal
 from gateway.backends.base import Backend, Delta, GenerationRequest
+from gateway.backends.fanout import interleave
 from gateway.catalog import ModelCatalog
 from gateway.completions.choices import ChoiceRun, usage
-from gateway.completions.fanout import interleave
 from gateway.completions.logprobs import LegacyLogprobs
 from gateway.completions.params import MAX_CHOICES, CompletionParams, check_params
 from gateway.completions.prompts import prompt_texts

@@ -8,8 +8,8 @@ from collections.abc import AsyncGenerator
 import pytest
 
 from gateway.backends.base import Delta, TokenLogprob
+from gateway.backends.fanout import interleave
 from gateway.completions.choices import ChoiceRun, usage
-from gateway.completions.fanout import interleave
 from gateway.completions.logprobs import LegacyLogprobs
 from gateway.errors import BadGatewayError, InvalidRequestError
 

@@ -1,4 +1,4 @@
-"""Several generations at once (``n`` choices, a list of prompts): their deltas interleaved as
+"""Several generations at once (``n`` choices; completions' list of prompts): their deltas interleaved as
 they arrive, each tagged with its choice index."""
 
 from __future__ import annotations
