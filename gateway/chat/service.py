@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from gateway.chat.protocol import (
 from gateway.chat.templates import load_template, render
 from gateway.chat.tools.definitions import ToolPlan, template_tools
 from gateway.errors import GatewayError, InvalidRequestError
+from gateway.http.disconnect import unless_cancelled
 from gateway.http.sse import DONE, encode_event, error_event
 from gateway.registry import ModelEntry
 from gateway.sampling import SamplingParams, fit_context
@@ -168,7 +169,7 @@ class ChatService:
             async for index, delta in deltas:
                 runs[index].add(delta)
         finally:
-            await _unless_cancelled(_close(deltas, prep, runs))
+            await unless_cancelled(_close(deltas, prep, runs))
         return ChatCompletion(id=prep.completion_id, created=prep.created, model=prep.entry.id,
                               choices=[run.choice() for run in runs], usage=_usage(runs, prep))
 
@@ -225,7 +226,7 @@ class ChatService:
             yield error_event(None)
             yield DONE
         finally:
-            await _unless_cancelled(_close(deltas, prep, runs))
+            await unless_cancelled(_close(deltas, prep, runs))
 
     def _finish(self, prep: Prepared, runs: list[ChoiceRun], run: ChoiceRun, finished: set[int]) -> bytes:
         """A choice's last chunk; the last choice to finish carries the usage of all."""
@@ -250,9 +251,6 @@ def _sampling(req: ChatCompletionRequest, params: SamplingParams) -> dict[str, A
             "logprobs": bool(req.logprobs), "top_logprobs": req.top_logprobs or 0}
 
 
-_cleanups: set[asyncio.Task[None]] = set()
-
-
 async def _close(deltas: AsyncGenerator[Any, None] | None, prep: Prepared,
                  runs: list[ChoiceRun]) -> None:
     """Stop the backend calls, then bill what was generated and give the limits back."""
@@ -262,24 +260,6 @@ async def _close(deltas: AsyncGenerator[Any, None] | None, prep: Prepared,
     finally:
         usage = _usage(runs, prep)
         await prep.admission.finish(usage.prompt_tokens, usage.completion_tokens)
-
-
-async def _unless_cancelled(cleanup: Coroutine[Any, Any, None]) -> None:
-    """Run ``cleanup`` to the end even when this task is being cancelled (a client left).
-
-    Litestar cancels a stream's task group when the client disconnects, and its cancellation
-    repeats at every await inside the scope, so a cleanup awaited there would be cut at its
-    first real wait (a Redis call) and leak the request's concurrency slot. A cancelled task
-    hands the cleanup to a task of its own instead.
-    """
-    task = asyncio.current_task()
-    if task is None or not task.cancelling():
-        await cleanup
-        return
-    runner = asyncio.ensure_future(cleanup)
-    _cleanups.add(runner)
-    runner.add_done_callback(_cleanups.discard)
-    await asyncio.shield(runner)
 
 
 def _usage(runs: list[ChoiceRun], prep: Prepared) -> Usage:

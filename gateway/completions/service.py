@@ -7,9 +7,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import msgspec
 
@@ -23,6 +22,7 @@ from gateway.completions.params import MAX_CHOICES, CompletionParams, check_para
 from gateway.completions.prompts import prompt_texts
 from gateway.completions.protocol import Completion, CompletionChoice, CompletionRequest, CompletionUsage
 from gateway.errors import GatewayError, InvalidRequestError
+from gateway.http.disconnect import unless_cancelled
 from gateway.http.sse import DONE, encode_event, error_event
 from gateway.registry import ModelEntry
 from gateway.sampling import fit_context
@@ -126,7 +126,7 @@ class CompletionService:
             async for index, delta in items:
                 runs[index].take(delta, prep.entry.id)
         finally:
-            await _unless_cancelled(_close(items, prep, runs))
+            await unless_cancelled(_close(items, prep, runs))
         return Completion(id=prep.completion_id, created=prep.created, model=prep.entry.id,
                           choices=[run.choice() for run in runs], usage=usage(runs, prep.estimates))
 
@@ -178,7 +178,7 @@ class CompletionService:
             yield error_event(None)
             yield DONE
         finally:
-            await _unless_cancelled(_close(items, prep, runs))
+            await unless_cancelled(_close(items, prep, runs))
 
     def _chunk(self, prep: Prepared, choice: CompletionChoice, runs: list[ChoiceRun]) -> bytes:
         # The chunk that ends the last choice carries the usage, as chat's last chunk does.
@@ -223,9 +223,6 @@ def _seed(seed: int | None, choice: int) -> int | None:
     return (seed + choice + 2**63) % _SEEDS - 2**63
 
 
-_cleanups: set[asyncio.Task[None]] = set()
-
-
 async def _close(items: AsyncGenerator[tuple[int, Delta], None], prep: Prepared,
                  runs: list[ChoiceRun]) -> None:
     """Stop every backend call, then bill what was generated and give the limits back."""
@@ -234,20 +231,3 @@ async def _close(items: AsyncGenerator[tuple[int, Delta], None], prep: Prepared,
     finally:
         use = usage(runs, prep.estimates)
         await prep.admission.finish(use.prompt_tokens, use.completion_tokens)
-
-
-async def _unless_cancelled(cleanup: Coroutine[Any, Any, None]) -> None:
-    """Run ``cleanup`` to the end even when this task is being cancelled (a client left).
-
-    Litestar cancels a stream's task group when the client disconnects and repeats the
-    cancellation at every await, which would cut the cleanup at its first real wait and leak
-    the request's concurrency slot; a cancelled task hands the cleanup to a task of its own.
-    """
-    task = asyncio.current_task()
-    if task is None or not task.cancelling():
-        await cleanup
-        return
-    runner = asyncio.ensure_future(cleanup)
-    _cleanups.add(runner)
-    runner.add_done_callback(_cleanups.discard)
-    await asyncio.shield(runner)

@@ -4,8 +4,8 @@ Triton call with it) as soon as the client closes the connection."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
 
 from litestar.types import Receive
 
@@ -48,3 +48,24 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
         raise ClientClosedRequestError("the client closed the connection") from None
     finally:
         watcher.cancel()
+
+
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+async def unless_cancelled(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run ``cleanup`` to the end even when this task is being cancelled (a client left).
+
+    Litestar cancels a stream's task group when the client disconnects, and its cancellation
+    repeats at every await inside the scope, so a cleanup awaited there would be cut at its
+    first real wait (a Redis call) and leak the request's concurrency slot. A cancelled task
+    hands the cleanup to a task of its own instead.
+    """
+    task = asyncio.current_task()
+    if task is None or not task.cancelling():
+        await cleanup
+        return
+    runner = asyncio.ensure_future(cleanup)
+    _cleanups.add(runner)
+    runner.add_done_callback(_cleanups.discard)
+    await asyncio.shield(runner)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from gateway.chat.service import _unless_cancelled
+from gateway.http.disconnect import unless_cancelled as _unless_cancelled
 
 
 async def _cancel_while_waiting(finish: Callable[[Awaitable[None]], Awaitable[None]]) -> list[str]:
