@@ -137,8 +137,6 @@ def test_stop_sequences_cut_the_text(client: openai.OpenAI) -> None:
     assert (out.choices[0].text, out.choices[0].finish_reason) == ("alpha beta", "stop")
 
 
-@pytest.mark.xfail(strict=True, reason="the CPU engine does not return per-token logprobs yet (issue 14's "
-                                      "engine part); remove this mark when it does")
 def test_logprobs_are_consistent(client: openai.OpenAI, gateway: GatewayProcess) -> None:
     out = client.completions.create(model=CHAT_MODEL, prompt=PROMPT, max_tokens=8, temperature=0, logprobs=3)
     lp = out.choices[0].logprobs

@@ -316,9 +316,11 @@ _UNLABELLED = """[...document.querySelectorAll('input, select, textarea')]
 def test_keyboard_sign_in_and_every_control_labelled(browser: Any, gateway: GatewayProcess) -> None:
     page = browser.new_context(base_url=gateway.base_url).new_page()
     page.goto("/console/login")
-    page.keyboard.type(gateway.admin_key)  # the key field has the focus
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/console/keys")
+    # The key field takes the focus (autofocus, applied once the page has rendered).
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'key'")
+    page.keyboard.type(gateway.admin_key)
+    with page.expect_navigation(url="**/console/keys"):
+        page.keyboard.press("Enter")
     for name in ("keys", "models", "usage", "live", "playground"):
         page.goto(f"/console/{name}")
         assert page.evaluate(_UNLABELLED) == [], name
