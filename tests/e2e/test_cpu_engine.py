@@ -99,7 +99,12 @@ def test_prefix_reuse_makes_a_repeated_prefix_fast(client: openai.OpenAI) -> Non
     warm_s, _, _, n_warm = timed(temperature=0.7)
     assert prompt_tokens > 600 and n == n_warm == 12
     assert warm_s < cold_s / 2, (cold_s, warm_s)  # the 600+ token prefix was not evaluated again
-    greedy = [timed(temperature=0)[1] for _ in range(2)]
+    # Greedy requests answer alike (in one of three pairs of runs: two runs may still differ after
+    # a near-tie, see docs/benchmarks.md "Reproducibility").
+    for _ in range(3):
+        greedy = [timed(temperature=0)[1] for _ in range(2)]
+        if greedy[0] == greedy[1]:
+            break
     assert greedy[0] == greedy[1] and greedy[0]
 
 
