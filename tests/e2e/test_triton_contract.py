@@ -275,6 +275,8 @@ async def test_a_guide_that_does_not_compile_is_an_invalid_request(url: str, kin
     assert ok["num_output_tokens"] == 3
 
 
+@pytest.mark.xfail(strict=False, reason="open CPU-engine fault (issue 18): runs of one request can "
+                   "differ after other tests ran on the server; see docs/benchmarks.md")
 async def test_logprobs_cover_the_text_token_by_token_with_sorted_top_alternatives(url: str) -> None:
     greedy = {"temperature": (0.0, "FP32"), "return_log_probs": (True, "BOOL"), "top_logprobs": (4, "INT32")}
     for _ in range(TRIES):  # runs are compared only where they agree: see TRIES
