@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import openai
+import pytest
 
 from gateway.triton.server import TritonServer
 from tests.e2e.conftest import CHAT_MODEL
